@@ -1,0 +1,76 @@
+"""Env-steps/s of raw ``Batch.step`` physics and of our VecEnv, measured side by side in one run.
+
+The VecEnv figure includes action validation and mapping, observations, rewards, infos and auto-resets of
+random-action episodes. Both run the same primitive-object batch with the same thread count; the two are
+interleaved (raw, vec, raw, vec, ...) and each keeps its best round, so machine noise hits both alike.
+Last line: ``ratio: X`` = VecEnv / raw at the largest size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import time
+
+import numpy as np
+
+import envs  # noqa: F401
+from envs.factory import make_vec_env
+
+
+def _raw_rate(env, steps: int) -> float:
+    """Physics alone, driven by the controls the VecEnv would send for the same kind of random actions."""
+    sim, substeps = env.task.sim, env.task.scene.config.substeps
+    rng = np.random.default_rng(1)
+    ctrl = np.empty((steps,) + sim.ctrl.shape)
+    for k in range(steps):  # untimed: map random actions to controls exactly as the task does
+        env.task._apply_actions(rng.uniform(-1, 1, size=(env.num_envs, 24)))
+        ctrl[k] = sim.ctrl
+    start = time.perf_counter()
+    for k in range(steps):
+        sim.ctrl[:] = ctrl[k]
+        sim.batch.step(nstep=substeps)
+    return steps * env.num_envs / (time.perf_counter() - start)
+
+
+def _vec_rate(env, steps: int) -> float:
+    rng = np.random.default_rng(1)
+    actions = rng.uniform(-1, 1, size=(steps, env.num_envs, 24)).astype(np.float32)
+    start = time.perf_counter()
+    for k in range(steps):
+        env.step(actions[k])
+    return steps * env.num_envs / (time.perf_counter() - start)
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short rounds (under a minute)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    steps, rounds = (40, 3) if args.quick else (200, 5)
+    print(f"threads={args.threads} steps/round={steps} rounds={rounds} (best round kept)")
+    ratio = float("nan")
+    for n in args.sizes:
+        rss_before = _rss_mib()
+        env = make_vec_env("ResDexHyper", num_envs=n, seed=0, num_threads=args.threads)
+        env.reset()
+        rss_per_env_kib = (_rss_mib() - rss_before) * 1024 / n
+        _vec_rate(env, 5)  # warm-up: first contacts, caches
+        raw, vec = 0.0, 0.0
+        for _ in range(rounds):
+            raw = max(raw, _raw_rate(env, steps))
+            vec = max(vec, _vec_rate(env, steps))
+        ratio = vec / raw
+        print(f"N={n:5d}  raw Batch.step {raw:9.0f} env-steps/s   VecEnv {vec:9.0f} env-steps/s   "
+              f"VecEnv/raw {ratio:.3f}   peak RSS growth {rss_per_env_kib:.1f} KiB/env")  # fmt: skip
+    print(f"ratio: {ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Build N batched envs: the entry point training code uses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from envs.config import SceneConfig, TaskConfig
+from envs.objects.primitives import primitive_objects
+from envs.objects.spec import ObjectSpec
+from envs.proposals import GraspProposal
+from envs.task import GraspTask
+from envs.vec_env import ResDexVecEnv
+
+#: Task settings of each registered variant.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "ResDexBase": {"obs_mode": "base", "reward_mode": "base"},
+    "ResDexHyper": {"obs_mode": "hyper", "reward_mode": "stage1"},
+}
+
+
+def assign_objects(objects: Sequence[ObjectSpec], num_envs: int) -> list[ObjectSpec]:
+    """Contiguous blocks of envs per object, as the reference (env i -> object floor(i * n_obj / N))."""
+    if not objects:
+        raise ValueError("no objects given")
+    index = (np.arange(num_envs) * len(objects)) // num_envs
+    return [objects[i] for i in index]
+
+
+def make_vec_env(
+    variant: str = "ResDexBase",
+    num_envs: int = 64,
+    objects: Sequence[ObjectSpec] | None = None,
+    seed: int | None = None,
+    scene_config: SceneConfig | None = None,
+    shape_codes: Mapping[str, np.ndarray] | None = None,
+    proposals: Mapping[str, GraspProposal] | None = None,
+    num_threads: int = 0,
+    render_mode: str | None = None,
+    **task_kwargs: Any,
+) -> ResDexVecEnv:
+    """N batched envs of ``variant`` (``ResDexBase`` or ``ResDexHyper``; ``-v0`` accepted) over ``objects``.
+
+    ``task_kwargs`` override ``TaskConfig`` fields (for example ``reward_mode="stage2"``).
+    """
+    name = variant.removesuffix("-v0")
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
+    config = TaskConfig.from_kwargs(**{**VARIANTS[name], **task_kwargs})
+    task = GraspTask(
+        assign_objects(list(objects or primitive_objects()), num_envs), config, scene_config=scene_config,
+        shape_codes=shape_codes, proposals=proposals, num_threads=num_threads, autoreset=True,
+    )  # fmt: skip
+    env = ResDexVecEnv(task, render_mode=render_mode)
+    if seed is not None:
+        env.seed(seed)
+    return env

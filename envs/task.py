@@ -1,0 +1,313 @@
+"""The grasp-and-lift task on batched arrays: actions -> controls, observations, rewards, success and resets.
+
+Everything is vectorised over envs; the only per-env Python work is drawing each reset env's random start
+from its own generator, so that a batch of N envs seeded s, s+1, ... equals N single envs with those seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from envs import quaternions as quat
+from envs.config import SceneConfig, TaskConfig
+from envs.objects.spec import ObjectSpec
+from envs.proposals import GraspProposal
+from envs.rewards import TERMS, GraspQuantities, reward_terms
+from envs.scene import HAND_JOINTS, Scene
+from envs.sim import BatchedSim
+
+ACTION_DIM = 24
+RESET_CLEARANCE = 0.002  # objects start 2 mm above the table and settle
+
+
+def observation_dim(config: TaskConfig) -> int:
+    """Width of the observation of ``config.obs_mode``."""
+    base = 22 + 65 + 5 + 3 + 3 + ACTION_DIM + 3 + 3
+    return base if config.obs_mode == "base" else base + 10 + config.shape_code_dim
+
+
+@dataclass
+class StepResult:
+    """One batched step. ``terminal_obs`` holds the pre-reset observation of the envs in ``done``."""
+
+    obs: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    done: np.ndarray
+    terminal_obs: np.ndarray
+    is_success: np.ndarray
+    is_held: np.ndarray
+    physics_reset: np.ndarray
+    episode_return: np.ndarray
+    episode_length: np.ndarray
+    episode_terms: dict[str, np.ndarray]
+
+
+class GraspTask:
+    """N grasp-and-lift envs.
+
+    :param objects: the object of every env.
+    :param task_config: observation / reward / episode settings.
+    :param scene: a built scene to share (built from ``scene_config`` when omitted).
+    :param scene_config: scene settings when ``scene`` is omitted.
+    :param shape_codes: object name -> shape code (``shape_code_dim`` floats) for the hyper observation.
+    :param proposals: object name -> grasp proposal for the proposal reward and the start yaw.
+    :param num_threads: physics threads (0: all CPUs).
+    :param autoreset: reset finished envs inside ``step`` (VecEnv semantics) or leave them to ``reset``.
+    """
+
+    def __init__(
+        self,
+        objects: Sequence[ObjectSpec],
+        task_config: TaskConfig | None = None,
+        scene: Scene | None = None,
+        scene_config: SceneConfig | None = None,
+        shape_codes: Mapping[str, np.ndarray] | None = None,
+        proposals: Mapping[str, GraspProposal] | None = None,
+        num_threads: int = 0,
+        autoreset: bool = True,
+    ) -> None:
+        self.config = task_config or TaskConfig()
+        self.scene = scene or Scene(scene_config)
+        self.sim = BatchedSim(self.scene, objects, num_threads)
+        self.objects = list(objects)
+        self.num_envs = n = len(objects)
+        self.autoreset = autoreset
+        self.layout = self.scene.layout
+        cfg, scfg = self.config, self.scene.config
+        self.goal = np.asarray(scfg.goal, dtype=float)
+        self.term_names = TERMS[cfg.reward_mode]
+        self.obs_dim = observation_dim(cfg)
+        self.rest_height = np.array([self.scene.rest_height(o) for o in objects])
+        self.shape_codes = _shape_code_table(objects, shape_codes or {}, cfg.shape_code_dim)
+        (self.has_proposal, self.proposal_point, self.proposal_quat,
+         self.proposal_qpos) = _proposal_table(objects, proposals or {})  # fmt: skip
+        self._joint_mid = 0.5 * (self.layout.hand_joint_high + self.layout.hand_joint_low)
+        self._joint_half = 0.5 * (self.layout.hand_joint_high - self.layout.hand_joint_low)
+        self._start_palm_quat = self._read_start_palm_quat()
+        # per-env state
+        self.progress = np.zeros(n, dtype=np.int64)
+        self.prev_action = np.zeros((n, ACTION_DIM))
+        self.hand_yaw = np.zeros(n)
+        self.success = np.zeros(n, dtype=bool)
+        self.episode_return = np.zeros(n)
+        self.episode_terms = np.zeros((n, len(self.term_names)))
+        self.physics_resets = np.zeros(n, dtype=np.int64)
+        self._rngs = [np.random.default_rng(i) for i in range(n)]
+        self._first_reset = True
+        self._obs = np.zeros((n, self.obs_dim), dtype=np.float32)
+
+    # ------------------------------------------------------------------ seeding and resets
+    def seed(self, seeds: Sequence[int | None]) -> None:
+        """Seed each env's generator (None draws fresh entropy)."""
+        self._rngs = [np.random.default_rng(s) for s in seeds]
+
+    def reset(self, ids: np.ndarray | None = None) -> np.ndarray:
+        """Reset envs ``ids`` (all when None) and return the full observation batch."""
+        ids = np.arange(self.num_envs) if ids is None else np.asarray(ids)
+        self._reset_envs(ids)
+        self._obs = self._observe()
+        return self._obs.copy()
+
+    def _reset_envs(self, ids: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        lay, scfg = self.layout, self.scene.config
+        draws = np.array([self._rngs[i].uniform(-np.pi, np.pi) for i in ids])
+        object_yaw = draws
+        hand_yaw = object_yaw + self._proposal_yaw(ids)
+        qpos = np.tile(self.scene.model.qpos0, (len(ids), 1))
+        qpos[:, lay.root_qpos[3]] = hand_yaw
+        obj = lay.object_qpos
+        qpos[:, obj : obj + 3] = [0.0, 0.0, 0.0]
+        qpos[:, obj + 2] = scfg.table_height + self.rest_height[ids] + RESET_CLEARANCE
+        qpos[:, obj + 3 : obj + 7] = quat.from_yaw(object_yaw)
+        self.sim.reset(ids, qpos)
+        self.hand_yaw[ids] = hand_yaw if self.config.repose_z else 0.0
+        self.prev_action[ids] = 0.0
+        self.success[ids] = False
+        self.episode_return[ids] = 0.0
+        self.episode_terms[ids] = 0.0
+        if self._first_reset and self.config.random_initial_progress:
+            self.progress[ids] = [self._rngs[i].integers(0, self.config.episode_length) for i in ids]
+        else:
+            self.progress[ids] = 0
+        self._first_reset = False
+
+    def _proposal_yaw(self, ids: np.ndarray) -> np.ndarray:
+        """Yaw of each proposal's palm relative to the start palm orientation (0 where none)."""
+        rel = quat.multiply(self.proposal_quat[ids], quat.conjugate(self._start_palm_quat))
+        x_axis = quat.rotate(rel, np.array([1.0, 0.0, 0.0]))
+        return np.where(self.has_proposal[ids], np.arctan2(x_axis[:, 1], x_axis[:, 0]), 0.0)
+
+    def _read_start_palm_quat(self) -> np.ndarray:
+        data = mujoco.MjData(self.scene.model)
+        mujoco.mj_forward(self.scene.model, data)
+        return data.sensordata[self.layout.sensor["palm_quat"]].copy()
+
+    # ------------------------------------------------------------------ stepping
+    def validate_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Check shape, dtype and finiteness; return float64 actions clipped to [-1, 1]."""
+        arr = np.asarray(actions)
+        if arr.shape != (self.num_envs, ACTION_DIM):
+            raise ValueError(f"actions must have shape ({self.num_envs}, {ACTION_DIM}), got {arr.shape}")
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise TypeError(f"actions must be floating point, got dtype {arr.dtype}")
+        finite = np.isfinite(arr)
+        if not finite.all():
+            bad = np.argwhere(~finite)[0]
+            raise ValueError(f"actions contain NaN or inf (first at env {bad[0]}, dim {bad[1]})")
+        return np.clip(arr.astype(np.float64), -1.0, 1.0)
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Apply validated actions for one control step and return the batched result."""
+        act = self.validate_actions(actions)
+        self._apply_actions(act)
+        failed = self.sim.step(self.scene.config.substeps)
+        prev_obs = self._obs
+        self.prev_action[:] = act
+        self.progress += 1
+        obs = self._observe()
+        terms = self._reward_terms(act)
+        reward = np.sum(list(terms.values()), axis=0)
+        reward[failed] = 0.0
+        at_goal = np.linalg.norm(self.goal - self._object_pos(), axis=1) <= self.config.success_tolerance
+        self.success |= at_goal & ~failed
+        self.episode_return += reward
+        self.episode_terms += np.stack([terms[t] for t in self.term_names], axis=1)
+        truncated = (self.progress >= self.config.episode_length) | failed
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        done = truncated | terminated
+        self.physics_resets += failed
+        done_ids = np.flatnonzero(done)
+        terminal_obs = np.where(failed[done_ids, None], prev_obs[done_ids], obs[done_ids])
+        result = StepResult(
+            obs=obs, reward=reward.astype(np.float32), terminated=terminated, truncated=truncated, done=done,
+            terminal_obs=terminal_obs, is_success=self.success.copy(), is_held=at_goal & ~failed,
+            physics_reset=failed, episode_return=self.episode_return.copy(), episode_length=self.progress.copy(),
+            episode_terms={t: self.episode_terms[:, j].copy() for j, t in enumerate(self.term_names)},
+        )  # fmt: skip
+        if self.autoreset and len(done_ids):
+            self._reset_envs(done_ids)
+            obs = self._observe()
+            result.obs = obs
+        self._obs = obs
+        return result
+
+    def _apply_actions(self, act: np.ndarray) -> None:
+        """Root: world-frame force/torque commands (rotated back from the start-yaw frame) to the servo joints;
+        fingers: absolute targets mapped linearly onto each actuator's range."""
+        lay = self.layout
+        cos, sin = np.cos(self.hand_yaw), np.sin(self.hand_yaw)
+        force = quat.rotate_yaw(act[:, 0:3], cos, sin)
+        torque = quat.rotate_yaw(act[:, 3:6], cos, sin)
+        # generalized torque of each root hinge = its world axis . world torque
+        hinge_axes = self.sim.xaxis[:, lay.root_jnt[3:6]]
+        ctrl = self.sim.ctrl
+        ctrl[:, lay.root_ctrl[0:3]] = force
+        ctrl[:, lay.root_ctrl[3:6]] = np.einsum("nij,nj->ni", hinge_axes, torque)
+        ctrl[:, lay.finger_ctrl] = lay.finger_low + 0.5 * (act[:, 6:] + 1.0) * (lay.finger_high - lay.finger_low)
+
+    # ------------------------------------------------------------------ observations
+    def _sensor(self, name: str) -> np.ndarray:
+        return self.sim.sensordata[:, self.layout.sensor[name]]
+
+    def _object_pos(self) -> np.ndarray:
+        return self._sensor("object_pos")
+
+    def _observe(self) -> np.ndarray:
+        cfg = self.config
+        n = self.num_envs
+        cos, sin = np.cos(self.hand_yaw), np.sin(self.hand_yaw)
+        unyaw = quat.from_yaw(-self.hand_yaw)
+
+        def repose(v: np.ndarray) -> np.ndarray:  # world -> start-yaw frame (rotation by -yaw)
+            return quat.rotate_yaw(v, cos, -sin)
+
+        tips = np.concatenate(
+            [
+                repose(self._sensor("tip_pos").reshape(n, 5, 3)),
+                quat.multiply(unyaw[:, None, :], self._sensor("tip_quat").reshape(n, 5, 4)),
+                repose(self._sensor("tip_linvel").reshape(n, 5, 3)),
+                repose(self._sensor("tip_angvel").reshape(n, 5, 3)),
+            ],
+            axis=2,
+        ).reshape(n, 65)
+        root_angles = self.sim.qpos[:, self.layout.root_qpos[3:6]].copy()
+        root_angles[:, 0] -= self.hand_yaw
+        obj_pos = repose(self._object_pos())
+        parts = [
+            (self._sensor("hand_qpos") - self._joint_mid) / self._joint_half,
+            tips,
+            cfg.touch_scale * self._sensor("touch"),
+            repose(self._sensor("hand_point")),
+            root_angles,
+            self.prev_action,
+            obj_pos,
+            repose(np.broadcast_to(self.goal, (n, 3))) - obj_pos,
+        ]
+        if cfg.obs_mode == "hyper":
+            parts += [
+                quat.multiply(unyaw, self._sensor("object_quat")),
+                repose(self._sensor("object_linvel")),
+                cfg.angvel_scale * repose(self._sensor("object_angvel")),
+                cfg.shape_code_scale * self.shape_codes,
+            ]
+        obs = np.concatenate(parts, axis=1, dtype=np.float32)
+        return np.clip(obs, -cfg.obs_clip, cfg.obs_clip, out=obs)
+
+    # ------------------------------------------------------------------ reward
+    def _reward_terms(self, act: np.ndarray) -> dict[str, np.ndarray]:
+        cfg = self.config
+        obj_pos = self._object_pos()
+        hand_point = self._sensor("hand_point")
+        delta, match = self._proposal_distance(obj_pos, hand_point)
+        quantities = GraspQuantities(
+            object_pos=obj_pos, hand_point=hand_point, tip_points=self._sensor("tip_point").reshape(-1, 5, 3),
+            goal=self.goal, lift_action=act[:, 2], table_height=self.scene.config.table_height,
+            rest_height=self.rest_height, proposal_delta=delta, proposal_match=match,
+        )  # fmt: skip
+        return reward_terms(cfg.reward_mode, quantities)
+
+    def _proposal_distance(self, obj_pos: np.ndarray, hand_point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted L1 distance of the hand to its proposal in the object frame, and whether it is close."""
+        cfg = self.config
+        obj_inv = quat.conjugate(self._sensor("object_quat"))
+        d_pos = np.abs(quat.rotate(obj_inv, hand_point - obj_pos) - self.proposal_point).sum(axis=1)
+        palm_in_obj = quat.multiply(obj_inv, self._sensor("palm_quat"))
+        d_rot = quat.angle(quat.multiply(palm_in_obj, quat.conjugate(self.proposal_quat)))
+        d_q = np.abs(self._sensor("hand_qpos") - self.proposal_qpos).sum(axis=1)
+        w, th = cfg.proposal_weights, cfg.proposal_thresholds
+        delta = np.where(self.has_proposal, w[0] * d_pos + w[1] * d_rot + w[2] * d_q, 0.0)
+        match = ~self.has_proposal | ((d_pos <= th[0]) & (d_rot <= th[1]) & (d_q <= th[2]))
+        return delta, match
+
+
+def _shape_code_table(objects: Sequence[ObjectSpec], codes: Mapping[str, np.ndarray], dim: int) -> np.ndarray:
+    table = np.zeros((len(objects), dim))
+    for i, obj in enumerate(objects):
+        if obj.name in codes:
+            code = np.asarray(codes[obj.name], dtype=float)
+            if code.shape != (dim,):
+                raise ValueError(f"shape code of {obj.name!r} has shape {code.shape}, expected ({dim},)")
+            table[i] = code
+    return table
+
+
+def _proposal_table(
+    objects: Sequence[ObjectSpec], proposals: Mapping[str, GraspProposal]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n = len(objects)
+    has = np.zeros(n, dtype=bool)
+    point, rot, qpos = np.zeros((n, 3)), np.tile([1.0, 0, 0, 0], (n, 1)), np.zeros((n, len(HAND_JOINTS)))
+    for i, obj in enumerate(objects):
+        prop = proposals.get(obj.name)
+        if prop is not None:
+            has[i] = True
+            point[i], rot[i], qpos[i] = prop.hand_point, prop.palm_quat, prop.hand_qpos
+    return has, point, rot, qpos
