@@ -42,6 +42,8 @@ PIVOT_IN_MOUNT = np.array([0.01, 0.0, 0.33])
 #: Reference "hand point": palm origin + 0.08 along the palm's z - 0.02 along its y.
 HAND_POINT_IN_PALM = (0.0, -0.02, 0.08)
 TIP_POINT_IN_DISTAL = (0.0, 0.0, 0.02)
+# contype bit of empty object slots: no geom has it in its conaffinity, so they stay in the BVH but never collide
+EMPTY_SLOT_CONTYPE = 8
 
 
 def _mat_to_quat(mat: np.ndarray) -> np.ndarray:
@@ -146,11 +148,28 @@ def _add_object_slots(spec: mujoco.MjSpec, cfg: SceneConfig) -> None:
         body.add_geom(name=f"object_prim{i}", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.001, 0, 0],
                       rgba=[0.85, 0.35, 0.25, 1], condim=4, friction=[1, 0.005, 0.0001],
                       solimp=list(cfg.object_solimp), priority=1)
+    if cfg.hull_slots:
+        _add_layout_pad_mesh(spec, cfg.hull_vertices)
     for i in range(cfg.hull_slots):
         spec.add_mesh(name=f"object_hull{i}", uservert=_placeholder_hull(cfg.hull_vertices).ravel().tolist())
         body.add_geom(name=f"object_hull{i}", type=mujoco.mjtGeom.mjGEOM_MESH, meshname=f"object_hull{i}",
                       rgba=[0.85, 0.35, 0.25, 1], condim=4, friction=[1, 0.005, 0.0001],
                       solimp=list(cfg.object_solimp), priority=1)
+
+
+def _add_layout_pad_mesh(spec: mujoco.MjSpec, hull_vertices: int) -> None:
+    """A hidden cone whose apex degree and base polygon exceed any hull slot's, fixing the model-wide maxima.
+
+    MuJoCo sizes collision scratch memory from the largest vertex degree and face polygon over all meshes. They
+    depend on each hull's shape, so without this pad two hull objects rarely share one MjData layout.
+    """
+    n = 2 * hull_vertices
+    angle = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
+    base = np.stack([np.cos(angle), np.sin(angle), np.zeros(n)], axis=1)
+    vertices = 0.01 * np.concatenate([base, [[0.0, 0.0, 1.0]]])
+    spec.add_mesh(name="layout_pad", uservert=vertices.ravel().tolist())
+    spec.worldbody.add_geom(name="layout_pad", type=mujoco.mjtGeom.mjGEOM_MESH, meshname="layout_pad",
+                            contype=0, conaffinity=0, group=5, pos=[0, 0, -1], rgba=[0, 0, 0, 0])
 
 
 @functools.lru_cache(maxsize=8)
@@ -234,7 +253,7 @@ class SceneLayout:
         object_body = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "object")
         hand_root = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "hand_root")
         in_hand = np.array([_descends_from(m, m.geom_bodyid[g], hand_root) for g in range(m.ngeom)])
-        collides = (m.geom_contype != 0) | (m.geom_conaffinity != 0)
+        collides = (m.geom_contype & 1 != 0) | (m.geom_conaffinity != 0)
         return cls(
             nq=m.nq, nv=m.nv, nu=m.nu,
             root_qpos=m.jnt_qposadr[root_jnt].copy(), root_qvel=m.jnt_dofadr[root_jnt].copy(), root_jnt=root_jnt,
@@ -318,7 +337,9 @@ class Scene:
             used.add(geom.name)
         for geom in spec.body("object").geoms:
             if geom.name not in used:  # an empty slot: massless, collision-free, invisible
-                geom.contype = geom.conaffinity = 0
+                # A nonzero contype keeps the slot in the body's BVH (so every object has the same BVH size);
+                # the bit matches no geom's conaffinity, so it never collides.
+                geom.contype, geom.conaffinity = EMPTY_SLOT_CONTYPE, 0
                 geom.density = 0.0
                 geom.rgba = [0, 0, 0, 0]
                 geom.group = 5
