@@ -1,0 +1,225 @@
+"""``python -m resdex_sb3.objects build|list|import|show``: the command-line face of ``envs.objects``.
+
+The data directory is ``--data-dir``, else ``$RESDEX_DATA``, else ``data/`` in the checkout (git ignores it).
+
+Examples::
+
+    python -m resdex_sb3.objects list                      # the embedded set's splits and categories
+    python -m resdex_sb3.objects list --json               # one JSON array: id, set, split, category, ...
+    python -m resdex_sb3.objects build --preset default    # surface points + validated grasp proposals
+    python -m resdex_sb3.objects import ~/meshes --name mine
+    python -m resdex_sb3.objects import ~/DexGraspNet --name dgn --format dexgraspnet
+    python -m resdex_sb3.objects show mug-000 --image mug.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import envs  # noqa: F401  (headless GL default)
+from envs.objects.build import build_embedded, store_import
+from envs.objects.catalog import SPLITS, ObjectSet, available_sets, load_object_set
+from envs.objects.embedded import PRESETS, SET_OF_PRESET
+from envs.objects.spec import ObjectSpec, object_bounds
+from envs.objects.store import ObjectStore
+
+
+def _progress_bar():
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="obj", leave=False, file=sys.stderr)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _size(obj: ObjectSpec) -> list[float]:
+    low, high = object_bounds(obj)
+    return [round(float(v), 4) for v in high - low]
+
+
+def _rounded(values: Any, digits: int) -> list[float]:
+    return [round(float(v), digits) for v in values]
+
+
+def _load_for_listing(name: str, data_dir: str | None) -> tuple[ObjectSet, bool]:
+    """The set and whether its assets are built (embedded presets list without building)."""
+    store = ObjectStore(data_dir)
+    built = name in store.set_names() and bool(store.set_info(name).get("complete"))
+    return load_object_set(name, data_dir, build_missing=False), built
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    names = [args.set] if args.set else ["embedded"] + [s for s in available_sets(args.data_dir)
+                                                        if s not in SET_OF_PRESET.values()]  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        objset, built = _load_for_listing(name, args.data_dir)
+        for obj in objset.objects:
+            if args.split and obj.split != args.split:
+                continue
+            rows.append({"id": obj.name, "set": name, "split": obj.split, "category": obj.category,
+                         "parts": len(obj.parts), "size_m": _size(obj), "built": built,
+                         "proposals": len(objset.proposals.get(obj.name, []))})  # fmt: skip
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for name in names:
+        set_rows = [r for r in rows if r["set"] == name]
+        built = any(r["built"] for r in set_rows)
+        print(f"set {name}: {len(set_rows)} objects" + ("" if built else " (not built yet: `build` adds points and proposals)"))
+        for split in SPLITS:
+            cats = Counter(r["category"] for r in set_rows if r["split"] == split)
+            if cats:
+                listed = ", ".join(f"{c} {n}" for c, n in sorted(cats.items()))
+                print(f"  {split:<10} {sum(cats.values()):>5} objects, {len(cats):>2} categories: {listed}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    store = ObjectStore(args.data_dir)
+    summary = build_embedded(store, args.preset, args.seed, proposals=not args.no_proposals,
+                             progress=_progress_bar())  # fmt: skip
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    source = Path(args.directory)
+    if not source.is_dir():
+        raise SystemExit(f"error: {source} is not a directory")
+    fmt = args.format
+    if fmt == "auto":
+        fmt = "dexgraspnet" if (source / "meshdatav3_scaled").is_dir() else "meshes"
+    store = ObjectStore(args.data_dir)
+    cache = store.root / "cache" / "coacd"
+    if fmt == "dexgraspnet":
+        from envs.objects.importers.dexgraspnet import import_dexgraspnet
+
+        result = import_dexgraspnet(source, args.name, max_parts=args.max_parts, limit=args.limit)
+    else:
+        from envs.objects.importers.mesh_folder import import_mesh_folder
+
+        result = import_mesh_folder(source, args.name, max_parts=args.max_parts, cache_dir=cache, scale=args.scale)
+    for path, reason in result.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    summary = store_import(store, args.name, result, kind=fmt, source=str(source.resolve()),
+                           proposals=not args.no_proposals, progress=_progress_bar())  # fmt: skip
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    objset = load_object_set(args.set, args.data_dir)
+    obj = objset.by_name(args.id)
+    from envs.scene import Scene
+
+    scene = Scene(objset.scene_config)
+    model = scene.object_model(obj)
+    mass = float(model.body("object").mass[0])
+    print(f"{obj.name}  set={objset.name}  split={obj.split}  category={obj.category}")
+    print(f"size (x, y, z) = {_size(obj)} m   mass = {mass * 1000:.1f} g   density = {obj.density} kg/m^3")
+    for i, part in enumerate(obj.parts):
+        detail = f"{len(part.vertices)} vertices" if part.kind == "hull" else f"size={_rounded(part.size, 4)}"
+        print(f"  part {i}: {part.kind:<9} {detail}  pos={_rounded(part.pos, 4)}  quat={_rounded(part.quat, 3)}")
+    proposals = objset.proposals.get(obj.name, [])
+    print(f"grasp proposals: {len(proposals)} (validated in simulation)"
+          + (f"; best lift {objset.report.get('best_lift', {}).get(obj.name)} m" if proposals else ""))  # fmt: skip
+    for k, p in enumerate(proposals[: args.max_proposals]):
+        print(f"  {k}: hand_point={_rounded(p.hand_point, 3)} palm_quat={_rounded(p.palm_quat, 3)}")
+    image = Path(args.image or f"runs/objects/{obj.name.replace('/', '_')}.png")
+    _render(scene, model, obj, image)
+    return 0
+
+
+def _render(scene: Any, model: Any, obj: ObjectSpec, path: Path) -> None:
+    import mujoco
+
+    from envs.render import FrameRenderer, RenderUnavailableError
+
+    data = mujoco.MjData(model)
+    lay = scene.layout
+    data.qpos[lay.object_qpos + 2] = scene.config.table_height + scene.rest_height(obj)
+    mujoco.mj_forward(model, data)
+    camera = mujoco.MjvCamera()
+    camera.lookat[:] = data.qpos[lay.object_qpos : lay.object_qpos + 3]
+    camera.distance, camera.azimuth, camera.elevation = 0.55, 135.0, -30.0
+    renderer = FrameRenderer()
+    try:
+        frame = renderer.render(model, data, camera)
+    except RenderUnavailableError as err:
+        print(f"(no image: {err})")
+        return
+    finally:
+        renderer.close()
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(frame).save(path)
+    print(f"image: {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m resdex_sb3.objects", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=None, help="data directory (default: $RESDEX_DATA, else ./data)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", parents=[common], help="objects per set, split and category")
+    p.add_argument("--set", default=None, help="only this set")
+    p.add_argument("--split", choices=SPLITS, default=None)
+    p.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("build", parents=[common], help="build an embedded preset (points + grasp proposals)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    p.add_argument("--seed", type=int, default=2025)
+    p.add_argument("--no-proposals", action="store_true", help="skip the grasp-proposal sampling")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("import", parents=[common], help="import a mesh folder or a DexGraspNet tree")
+    p.add_argument("directory")
+    p.add_argument("--name", required=True, help="name of the new object set")
+    p.add_argument("--format", choices=("auto", "meshes", "dexgraspnet"), default="auto")
+    p.add_argument("--max-parts", type=int, default=8, help="convex pieces per object (CoACD merges beyond)")
+    p.add_argument("--scale", type=float, default=1.0, help="factor from mesh units to metres")
+    p.add_argument("--limit", type=int, default=None, help="DexGraspNet: import at most this many objects")
+    p.add_argument("--no-proposals", action="store_true", help="skip the grasp-proposal sampling")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("show", parents=[common], help="print an object's parts, size, mass and proposals; render it")
+    p.add_argument("id")
+    p.add_argument("--set", default="embedded")
+    p.add_argument("--image", default=None, help="image path (default runs/objects/<id>.png)")
+    p.add_argument("--max-proposals", type=int, default=3)
+    p.set_defaults(func=cmd_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (KeyError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
