@@ -1,0 +1,9 @@
+"""SB3 callbacks for batched grasping runs (usable from zoo YAML as ``callbacks.<Name>``)."""
+
+from callbacks.atomic_checkpoint import AtomicCheckpoint
+from callbacks.batched_timeout_bootstrap import BatchedTimeoutBootstrap
+from callbacks.split_success_eval import SplitSuccessEval
+from callbacks.stage_switch import StageSwitch
+from callbacks.training_stats import TrainingStats
+
+__all__ = ["AtomicCheckpoint", "BatchedTimeoutBootstrap", "SplitSuccessEval", "StageSwitch", "TrainingStats"]

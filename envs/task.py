@@ -7,7 +7,7 @@ from its own generator, so that a batch of N envs seeded s, s+1, ... equals N si
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import mujoco
 import numpy as np
@@ -101,6 +101,12 @@ class GraspTask:
         self._rngs = [np.random.default_rng(i) for i in range(n)]
         self._first_reset = True
         self._obs = np.zeros((n, self.obs_dim), dtype=np.float32)
+
+    def set_reward_mode(self, mode: str) -> None:
+        """Switch the reward (e.g. stage 1 -> stage 2); episode term sums restart with the new terms."""
+        self.config = replace(self.config, reward_mode=mode)  # validates the mode
+        self.term_names = TERMS[mode]
+        self.episode_terms = np.zeros((self.num_envs, len(self.term_names)))
 
     # ------------------------------------------------------------------ seeding and resets
     def seed(self, seeds: Sequence[int | None]) -> None:

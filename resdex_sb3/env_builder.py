@@ -1,0 +1,92 @@
+"""One place that turns an env id plus YAML/CLI ``env_kwargs`` into the batched VecEnv a run trains or evaluates on.
+
+``env_kwargs`` (all optional) beyond ``TaskConfig`` fields:
+
+- ``object_set``: set name (default ``embedded``); ``data_dir``: its data directory;
+- ``split``: which split to use (default ``train``); ``objects``: explicit object names (a base policy's one object);
+- ``shape_codes``: path of a codes file (hyper observation), ``base_models``: frozen base runs (hyper variant);
+- ``num_threads``: physics threads (0 = all cores).
+
+Relative paths are resolved against ``root`` (the run folder when a saved run is rebuilt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
+
+from envs.factory import make_vec_env
+from envs.objects.catalog import ObjectSet, load_object_set
+
+ENV_OPTIONS = ("object_set", "data_dir", "split", "objects", "shape_codes", "base_models", "num_threads")
+
+
+def split_env_kwargs(env_kwargs: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(builder options, TaskConfig overrides)."""
+    kwargs = dict(env_kwargs or {})
+    options = {k: kwargs.pop(k) for k in ENV_OPTIONS if k in kwargs}
+    return options, kwargs
+
+
+def select_objects(objset: ObjectSet, split: str | None, names: list[str] | None) -> list:
+    """The objects a run uses: explicit names, else a split (``all`` for every object)."""
+    if names:
+        return [objset.by_name(n) for n in names]
+    if split in (None, "all"):
+        return list(objset.objects)
+    chosen = objset.split(split)
+    if not chosen:
+        raise ValueError(f"object set {objset.name!r} has no objects in split {split!r}")
+    return chosen
+
+
+def resolve(path: str | Path, root: Path | None) -> Path:
+    """``path`` itself if absolute; else relative to the run folder ``root`` when it exists there; else as given."""
+    p = Path(path)
+    if p.is_absolute() or root is None:
+        return p
+    return root / p if (root / p).exists() else p
+
+
+def build_env(env_id: str, n_envs: int, seed: int | None, env_kwargs: Mapping[str, Any] | None = None,
+              root: Path | None = None, object_set: ObjectSet | None = None) -> VecEnv:  # fmt: skip
+    """The batched env of ``env_id`` (composer included for the hyper variant when ``base_models`` is set)."""
+    options, task_kwargs = split_env_kwargs(env_kwargs)
+    objset = object_set or load_object_set(options.get("object_set", "embedded"), options.get("data_dir"))
+    objects = select_objects(objset, options.get("split", "train"), options.get("objects"))
+    codes = None
+    if options.get("shape_codes"):
+        codes = codes_for(resolve(options["shape_codes"], root), objset, objects)
+    env: VecEnv = make_vec_env(
+        env_id, n_envs, objects, seed=seed, scene_config=objset.scene_config, shape_codes=codes,
+        proposals=objset.first_proposals(), num_threads=int(options.get("num_threads", 0)), **task_kwargs,
+    )  # fmt: skip
+    bases = options.get("base_models")
+    if bases:
+        from resdex_sb3.composer import ResidualMoEComposer
+
+        env = ResidualMoEComposer(env, [resolve(b, root) for b in bases])
+    return env
+
+
+def codes_for(codes_path: Path, objset: ObjectSet, objects: list) -> dict[str, np.ndarray]:
+    """Shape codes of ``objects``: from the codes file, and for objects it lacks (an imported set, say) from the
+    encoder saved beside it, so a trained hyper-policy runs on any object set."""
+    from resdex_sb3.shape import ENCODER_FILE, ShapeCodes, load_encoder
+
+    saved = ShapeCodes.load(codes_path)
+    codes = {o.name: saved[o.name] for o in objects if o.name in saved}
+    missing = [o.name for o in objects if o.name not in codes]
+    if missing:
+        encoder_path = codes_path.parent / ENCODER_FILE
+        if not encoder_path.exists():
+            raise ValueError(f"shape codes {codes_path} lack {len(missing)} objects (e.g. {missing[:3]}) and no "
+                             f"{ENCODER_FILE} is beside them to encode those objects")  # fmt: skip
+        encoder, config, _ = load_encoder(encoder_path)
+        fresh = ShapeCodes.compute(encoder, {n: objset.points[n] for n in missing}, objset.name, config.num_points)
+        codes.update({n: fresh[n] for n in missing})
+    return codes

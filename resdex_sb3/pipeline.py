@@ -1,0 +1,203 @@
+"""``python -m resdex_sb3.pipeline --preset smoke|cpu|paper [--out DIR]``: the whole method, resumable.
+
+Stages: objects -> shape codes and k clusters -> one geometry-unaware base policy per cluster representative
+-> hyper-policy stage 1 (grasp-proposal reward) -> stage 2 (loosened reward, initialised from stage 1)
+-> the from-scratch multi-task PPO baseline (same two stages and budget, no base policies) -> evaluation of
+the method and the baseline on the three splits -> ``results.md`` with learning curves.
+
+Every training stage is its own ``resdex_sb3.train`` process writing atomic checkpoints; a stage whose final
+model exists is skipped, and one with only a checkpoint continues from it. ``pipeline.json`` records each
+stage's status and wall time. Budgets are in ``zoo_configs/pipeline.yml``; PPO settings in ``ppo.yml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from envs.objects.store import atomic_write_bytes, atomic_write_json
+
+CONFIG = Path(__file__).resolve().parents[1] / "zoo_configs" / "pipeline.yml"
+SPLITS = ("train", "unseen_obj", "unseen_cat")
+BASELINE_POLICY = "resdex_sb3.policies.MultiTaskPolicy"
+PIPELINE_KEYS = {"object_set", "k", "base_timesteps", "stage1_timesteps", "stage2_timesteps", "baseline",
+                 "eval_trials", "encoder_epochs"}  # fmt: skip
+
+
+def load_preset(preset: str, path: Path = CONFIG) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    if preset not in data:
+        raise ValueError(f"{path}: no preset {preset!r}; presets: {sorted(data)}")
+    unknown = sorted(set(data[preset]) - PIPELINE_KEYS)
+    if unknown:
+        raise ValueError(f"{path}: preset {preset!r} has unknown key(s) {unknown}; allowed: {sorted(PIPELINE_KEYS)}")
+    return data[preset]
+
+
+class Pipeline:
+    """Runs and records the stages of one preset in one output folder.
+
+    :param preset: ``smoke``, ``cpu`` or ``paper``.
+    :param out: output folder (every run, the results and ``pipeline.json``).
+    :param data_dir: object data directory (default: ``$RESDEX_DATA`` or ``data/``).
+    :param seed: seed of every stage.
+    """
+
+    def __init__(self, preset: str, out: Path, data_dir: str | None = None, seed: int = 0) -> None:
+        self.preset, self.out, self.data_dir, self.seed = preset, out, data_dir, seed
+        self.cfg = load_preset(preset)
+        self.status_path = out / "pipeline.json"
+        self.status: dict[str, Any] = json.loads(self.status_path.read_text()) if self.status_path.exists() else {}
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _record(self, stage: str, **info: Any) -> None:
+        self.status.setdefault(stage, {}).update(info)
+        atomic_write_json(self.status_path, self.status)
+
+    def _timed(self, stage: str, fn, *args: Any) -> Any:
+        if self.status.get(stage, {}).get("status") == "done":
+            print(f"[pipeline] {stage}: done, skipped")
+            return self.status[stage].get("result")
+        print(f"[pipeline] {stage}: running")
+        began = time.perf_counter()
+        self._record(stage, status="running")
+        try:
+            result = fn(*args)
+        except Exception as err:
+            self._record(stage, status="failed", error=str(err))
+            raise
+        seconds = self.status.get(stage, {}).get("seconds", 0.0) + time.perf_counter() - began
+        self._record(stage, status="done", seconds=round(seconds, 1), result=result)
+        return result
+
+    # ------------------------------------------------------------------ stages
+    def run(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        set_name = self.cfg["object_set"]
+        self._timed("objects", self._objects, set_name)
+        clusters = self._timed("shape", self._shape, set_name)
+        bases = []
+        for i, representative in enumerate(clusters["representatives"]):
+            run = self.out / f"base-{i}"
+            self._timed(f"base-{i}", self._train, "ResDexBase", run, self.cfg["base_timesteps"],
+                        {"object_set": set_name, "objects": [representative]}, None)  # fmt: skip
+            bases.append(f"../base-{i}")
+        codes = str((self.out / "shape" / "codes.json").resolve())
+        hyper_kwargs = {"object_set": set_name, "split": "train", "shape_codes": codes}
+        runs = {"method": ("hyper-stage1", "hyper", bases)}
+        if self.cfg["baseline"]:
+            runs["baseline"] = ("baseline-stage1", "baseline", None)
+        for label, (stage1, stage2, base_models) in runs.items():
+            kwargs = {**hyper_kwargs, **({"base_models": base_models} if base_models else {})}
+            params = [] if base_models else ["-params", f"policy:{BASELINE_POLICY!r}"]
+            self._timed(stage1, self._train, "ResDexHyper", self.out / stage1, self.cfg["stage1_timesteps"],
+                        {**kwargs, "reward_mode": "stage1"}, None, params)  # fmt: skip
+            self._timed(stage2, self._train, "ResDexHyper", self.out / stage2, self.cfg["stage2_timesteps"],
+                        {**kwargs, "reward_mode": "stage2"}, self.out / stage1 / "ResDexHyper-v0.zip", params)  # fmt: skip
+        results = {}
+        for label, (_, final, _) in runs.items():
+            for split in SPLITS:
+                results[f"{label}/{split}"] = self._timed(f"eval-{label}-{split}", self._evaluate, final, split)
+        self._timed("report", self._report, results)
+        print(f"[pipeline] results: {self.out / 'results.md'}")
+
+    def _objects(self, set_name: str) -> dict[str, Any]:
+        from envs.objects.catalog import load_object_set
+
+        objset = load_object_set(set_name, self.data_dir)
+        return {"objects": len(objset.objects), "proposal_share": objset.report.get("proposal_share")}
+
+    def _shape(self, set_name: str) -> dict[str, Any]:
+        from resdex_sb3.cluster import run_clustering
+        from resdex_sb3.shape import EncoderTrainConfig
+
+        config = EncoderTrainConfig(epochs=self.cfg["encoder_epochs"])
+        result, _ = run_clustering(self.cfg["k"], set_name, self.data_dir, self.out / "shape", self.seed, config)
+        return {"representatives": [c["representative"] for c in result["clusters"]]}
+
+    def _train(self, env: str, run: Path, timesteps: int, env_kwargs: dict[str, Any], init: Path | None,
+               extra: list[str] | None = None) -> dict:  # fmt: skip
+        final = run / f"{env}-v0.zip"
+        if final.exists():
+            return {"run": str(run)}
+        if self.data_dir:
+            env_kwargs = {**env_kwargs, "data_dir": self.data_dir}
+        command = [sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", env, "--preset", self.preset,
+                   "--run-dir", str(run), "--seed", str(self.seed), "-tb", str(run / "tb"),
+                   "--env-kwargs", *[f"{k}:{v!r}" for k, v in env_kwargs.items()]]  # fmt: skip
+        checkpoint = run / "checkpoint.json"
+        done = json.loads(checkpoint.read_text())["num_timesteps"] if checkpoint.exists() else 0
+        if done:
+            command += ["-i", str(run / "checkpoint.zip")]
+            remaining = timesteps - done + (self._init_steps(init) if init is not None else 0)
+        elif init is not None:
+            command += ["-i", str(init)]
+            remaining = timesteps
+        else:
+            remaining = timesteps
+        command += ["-n", str(max(remaining, 1)), *(extra or [])]
+        print("[pipeline] " + " ".join(command))
+        subprocess.run(command, check=True)
+        return {"run": str(run)}
+
+    @staticmethod
+    def _init_steps(init: Path) -> int:
+        info = init.parent / "checkpoint.json"
+        return json.loads(info.read_text())["num_timesteps"] if info.exists() else 0
+
+    def _evaluate(self, run_name: str, split: str) -> dict[str, Any]:
+        from resdex_sb3.evaluate import evaluate_run, result_json
+
+        run = self.out / run_name
+        result = evaluate_run(run, split, self.cfg["eval_trials"], self.data_dir)
+        summary = result_json(result, split, str(run))
+        atomic_write_json(self.out / "eval" / f"{run_name}-{split}.json", summary)
+        return {k: summary[k] for k in ("success", "ci95", "held", "held_ci95", "num_objects")}
+
+    def _report(self, results: dict[str, Any]) -> dict[str, Any]:
+        lines = [f"# ResDex pipeline, preset `{self.preset}`", "",
+                 f"Object set `{self.cfg['object_set']}`, {self.cfg['eval_trials']} trials per object, "
+                 "success = any time within 5 cm of the goal; held = at the goal on the last step; "
+                 "mean over objects with a 95 % t-interval over objects.", "",
+                 "| policy | split | objects | success % (95 % CI) | held % (95 % CI) |", "|---|---|---|---|---|"]  # fmt: skip
+        for key, r in results.items():
+            label, split = key.split("/")
+            lines.append(f"| {label} | {split} | {r['num_objects']} | {100 * r['success']:.1f} "
+                         f"({100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f}) | {100 * r['held']:.1f} "
+                         f"({100 * r['held_ci95'][0]:.1f}-{100 * r['held_ci95'][1]:.1f}) |")  # fmt: skip
+        stage_times = {k: v.get("seconds") for k, v in self.status.items() if "seconds" in v}
+        lines += ["", "| stage | wall time (s) |", "|---|---|"] + [f"| {k} | {v} |" for k, v in stage_times.items()]
+        plot = self._plot_curves()
+        if plot:
+            lines += ["", f"![learning curves]({plot.name})"]
+        atomic_write_bytes(self.out / "results.md", ("\n".join(lines) + "\n").encode())
+        return {"table": str(self.out / "results.md")}
+
+    def _plot_curves(self) -> Path | None:
+        from resdex_sb3.curves import plot_runs
+
+        runs = {p.name: p for p in sorted(self.out.iterdir()) if (p / "tb").is_dir()}
+        return plot_runs(runs, "charts/success_rate", self.out / "curves.png") if runs else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m resdex_sb3.pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--preset", choices=("smoke", "cpu", "paper"), default="cpu")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/pipeline-<preset>)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    Pipeline(args.preset, args.out or Path(f"runs/pipeline-{args.preset}"), args.data_dir, args.seed).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The training CLI over rl-zoo, checkpoints and resume, the batched bootstrap, and evaluation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from stable_baselines3 import PPO
+
+from callbacks.batched_timeout_bootstrap import BatchedTimeoutBootstrap
+from envs.factory import make_vec_env
+from envs.objects.primitives import primitive_objects
+from resdex_sb3.evaluation import confidence_interval, per_object
+from resdex_sb3.zoo_manager import DEFAULT_CONFIG, select_preset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(module: str, *args: str, data_dir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RESDEX_DATA": str(data_dir)}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip
+
+
+def test_every_preset_reads_and_unknown_keys_are_named(tmp_path):
+    for env_id in ("ResDexBase-v0", "ResDexHyper-v0"):
+        for preset in ("smoke", "cpu", "paper"):
+            params = select_preset(DEFAULT_CONFIG, env_id, preset)
+            assert params["n_envs"] > 0 and params["gamma"] == 0.96
+    paper = select_preset(DEFAULT_CONFIG, "ResDexHyper-v0", "paper")
+    assert (paper["n_envs"], paper["n_steps"], paper["n_epochs"]) == (11000, 8, 5)
+    assert paper["n_envs"] * paper["n_steps"] // paper["batch_size"] == 4
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["ResDexBase-v0"]["smoke"]["learning_rat"] = 1e-3
+    bad = tmp_path / "ppo.yml"
+    bad.write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match="learning_rat"):
+        select_preset(bad, "ResDexBase-v0", "smoke")
+    with pytest.raises(ValueError, match="presets"):
+        select_preset(DEFAULT_CONFIG, "ResDexBase-v0", "huge")
+
+
+def test_batched_bootstrap_matches_sb3_loop():
+    def rollout(callback):
+        env = make_vec_env("ResDexBase", 8, primitive_objects(), seed=0, num_threads=1, episode_length=5)
+        model = PPO("MlpPolicy", env, n_steps=12, batch_size=48, seed=3, policy_kwargs={"net_arch": [16]})
+        model.learn(96, callback=callback)  # one rollout of 12 steps: two synchronized truncations
+        return model.rollout_buffer.rewards.copy(), model.rollout_buffer.returns.copy()
+
+    plain, batched = rollout(None), rollout(BatchedTimeoutBootstrap())
+    np.testing.assert_allclose(batched[0], plain[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(batched[1], plain[1], rtol=1e-5, atol=1e-5)
+
+
+def test_confidence_interval_and_per_object_means():
+    low, high = confidence_interval(np.array([0.0, 1.0, 1.0, 1.0]))
+    assert 0.0 <= low < 0.75 < high <= 1.0
+    result = per_object(["a", "a", "b", "b"], np.array([1, 0, 1, 1], bool), np.array([0, 0, 1, 0], bool), 2)
+    assert result.objects == ["a", "b"]
+    np.testing.assert_allclose(result.success, [0.5, 1.0])
+    np.testing.assert_allclose(result.held, [0.0, 0.5])
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    data = tmp_path_factory.mktemp("data")
+    from envs.objects.build import build_embedded
+    from envs.objects.store import ObjectStore
+
+    build_embedded(ObjectStore(data), "small", proposals=False)
+    return data
+
+
+def test_train_smoke_writes_a_self_describing_run_and_resumes(tmp_path, small_data):
+    run = tmp_path / "base"
+    args = ["--algo", "ppo", "--env", "ResDexBase", "--preset", "smoke", "--run-dir", str(run), "--seed", "1",
+            "-tb", str(run / "tb"), "--save-freq", "128"]  # fmt: skip
+    done = _run("resdex_sb3.train", *args, data_dir=small_data)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("ResDexBase-v0.zip", "checkpoint.zip", "checkpoint.json", "ResDexBase-v0/config.yml",
+                 "ResDexBase-v0/vecnormalize.pkl", "ResDexBase-v0/command.txt"):  # fmt: skip
+        assert (run / name).exists(), name
+    assert list((run / "tb").rglob("events.out.tfevents.*"))
+    steps = json.loads((run / "checkpoint.json").read_text())["num_timesteps"]
+    assert steps >= 512
+    # continue from the checkpoint: the step count carries on
+    more = _run("resdex_sb3.train", *args, "-i", str(run / "checkpoint.zip"), "-n", "256", data_dir=small_data)
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert json.loads((run / "checkpoint.json").read_text())["num_timesteps"] >= steps + 256
+    # saved and reloaded policies act the same
+    model = PPO.load(run / "ResDexBase-v0.zip", device="cpu")
+    obs = np.random.default_rng(0).normal(size=(4, 128)).astype(np.float32)
+    again = PPO.load(run / "ResDexBase-v0.zip", device="cpu")
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], again.predict(obs, deterministic=True)[0])
+    # evaluation of the run on a split writes the documented JSON
+    out = tmp_path / "eval.json"
+    evaluated = _run("resdex_sb3.evaluate", "--model", str(run), "--split", "unseen_cat", "--trials", "1",
+                     "--json", str(out), data_dir=small_data)  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    summary = json.loads(out.read_text())
+    assert {"split", "success", "ci95", "held", "objects"} <= set(summary)
+    assert summary["split"] == "unseen_cat" and 0.0 <= summary["success"] <= 1.0
+    assert len(summary["objects"]) == 10
+
+
+def test_train_rejects_unknown_env_option(tmp_path, small_data):
+    done = _run("resdex_sb3.train", "--algo", "ppo", "--env", "ResDexBase", "--preset", "smoke", "--run-dir",
+                str(tmp_path / "r"), "--env-kwargs", "colour:'red'", data_dir=small_data)  # fmt: skip
+    assert done.returncode != 0
+    assert "colour" in done.stderr
