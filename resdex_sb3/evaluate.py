@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", type=Path, default=None, help="write a GIF of the first env's episode")
     parser.add_argument("--max-envs", type=int, default=1024, help="envs simulated at once")
     args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)  # the physics threads need the cores; see resdex_sb3.train
     if args.trials < 1:
         parser.error("--trials must be at least 1")
     try:

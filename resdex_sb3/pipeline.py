@@ -89,7 +89,7 @@ class Pipeline:
             self._timed(f"base-{i}", self._train, "ResDexBase", run, self.cfg["base_timesteps"],
                         {"object_set": set_name, "objects": [representative]}, None)  # fmt: skip
             bases.append(f"../base-{i}")
-        codes = str((self.out / "shape" / "codes.json").resolve())
+        codes = "../shape/codes.json"  # relative to each run folder, so the output folder can move
         hyper_kwargs = {"object_set": set_name, "split": "train", "shape_codes": codes}
         runs = {"method": ("hyper-stage1", "hyper", bases)}
         if self.cfg["baseline"]:

@@ -97,11 +97,20 @@ def test_candidates_cover_every_closure_and_depth_and_depend_only_on_name_and_se
     np.testing.assert_array_equal(a.yaw, b.yaw)
     np.testing.assert_array_equal(a.seed, b.seed)
     assert np.bincount(a.closure, minlength=len(CLOSURES)).tolist() == [4, 4, 4]
-    assert np.unique(a.depth).size == 2
+    assert np.unique(a.depth).size == len(SamplerConfig().approach_depths)
     assert np.unique(np.round(a.aim[:, 1], 6)).size == 3  # elongated along y: aimed at its middle and both ends
     assert np.all(np.diff(np.sort(a.yaw)) < 2 * np.pi / 12 * 2)  # stratified: no gap wider than two strata
     c = plan_candidates(long_box, SamplerConfig(candidates_per_object=12, seed=1))
     assert not np.allclose(a.yaw, c.yaw)
+
+
+def test_wide_objects_are_aimed_at_their_rim():
+    pan = ObjectSpec("wide_pan", (ConvexPart("cylinder", (0.08, 0.02)),))
+    config = SamplerConfig(candidates_per_object=16)
+    aim = plan_candidates(pan, config).aim
+    np.testing.assert_allclose(np.linalg.norm(aim, axis=1), config.rim_fraction * 0.08, rtol=1e-6)
+    assert np.unique(np.round(np.arctan2(aim[:, 1], aim[:, 0]), 6)).size == 16  # all around it
+    np.testing.assert_array_equal(plan_candidates(cube(), config).aim, 0.0)  # a small object: its middle
 
 
 def test_object_frame_finds_the_long_side_not_the_diagonal():

@@ -69,9 +69,11 @@ class SamplerConfig:
         yaw frame: the fingers curl back to about 1 cm behind the hand point and the thumb closes from its side, so
         objects are held best a few centimetres ahead of and thumb-side of it (measured on the primitives).
     :param grasp_centre_jitter: uniform jitter, +/- metres, of each ``grasp_centre`` coordinate per candidate.
-    :param approach_depths: depths of the hand point below the object's top at the end of the approach.
+    :param approach_depths: depths of the hand point below the object's top at the end of the approach (the
+        palm then rests on the top; deeper lets the fingertips reach past a round object's equator: adding 0.04 to
+        (0, 0.02) took the small embedded set plus the primitives from 87 % to 92 % of objects with a proposal).
     :param max_depth_fraction: depths are capped at this fraction of the object's height (flat objects go only
-        slightly lower, never below their middle).
+        slightly lower).
     :param closures: finger closure variants to cycle through (names in ``CLOSURES``).
     :param hover_clearance: height above the object's top of the first half of the approach, so that the hand
         moves sideways before it descends.
@@ -98,8 +100,8 @@ class SamplerConfig:
     rim_fraction: float = 0.85
     grasp_centre: tuple[float, float] = (0.04, 0.025)
     grasp_centre_jitter: float = 0.01
-    approach_depths: tuple[float, ...] = (0.0, 0.025)
-    max_depth_fraction: float = 0.5
+    approach_depths: tuple[float, ...] = (0.0, 0.02, 0.04)
+    max_depth_fraction: float = 0.6
     closures: tuple[str, ...] = CLOSURES
     hover_clearance: float = 0.05
     approach_steps: int = 40
@@ -418,7 +420,8 @@ def run_candidates(
     config: SamplerConfig,
     on_step: Callable[[GraspTask, int], None] | None = None,
 ) -> GraspOutcome:
-    """Run one candidate per env of ``task`` (built with ``autoreset=False``) and judge it.
+    """Run one candidate per env of ``task`` (built with ``autoreset=False``) and judge it. The task's envs are
+    reseeded with the candidates' seeds and reset first.
 
     :param task: the envs; env i runs candidate i on its own object.
     :param candidates: ``task.num_envs`` candidates.

@@ -80,7 +80,9 @@ class ShapeCodes:
     def matrix(self, names: Sequence[str] | None = None) -> np.ndarray:
         """Codes of ``names`` (default: all, in stored order) stacked into (len(names), code_dim) float32."""
         names = self.names if names is None else names
-        return np.stack([self[n] for n in names]).astype(np.float32) if names else np.zeros((0, self.code_dim), np.float32)
+        if not names:
+            return np.zeros((0, self.code_dim), np.float32)
+        return np.stack([self[n] for n in names]).astype(np.float32)
 
     # ------------------------------------------------------------------ computing
     @classmethod

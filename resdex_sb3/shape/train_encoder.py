@@ -115,7 +115,8 @@ def train_encoder(
         classifier = nn.Linear(config.code_dim, len(classes))
         # SimCLR applies the contrastive loss after a small projection, so the code itself keeps the
         # information (size, proportions) that the augmentations would otherwise teach it to drop
-        projector = nn.Sequential(nn.Linear(config.code_dim, config.code_dim), nn.ReLU(), nn.Linear(config.code_dim, 32))
+        width = config.code_dim
+        projector = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 32))
     modules = nn.ModuleList([encoder, classifier, projector])
     optimizer = torch.optim.Adam(modules.parameters(), lr=config.learning_rate)
     rng = np.random.default_rng(config.seed)
