@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo pipeline bench clean
 
 install: $(STAMP)
 
@@ -23,8 +23,13 @@ test: install
 demo: install
 	$(PY) -m resdex_sb3.demo
 
+pipeline: install
+	$(PY) -m resdex_sb3.pipeline --preset cpu --out runs/pipeline-cpu
+
 bench: install
 	$(PY) benchmarks/env_throughput.py --quick
+	$(PY) benchmarks/object_throughput.py --quick
+	$(PY) benchmarks/train_throughput.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

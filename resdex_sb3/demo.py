@@ -1,58 +1,95 @@
-"""``python -m resdex_sb3.demo``: what runs on a fresh machine today.
+"""``python -m resdex_sb3.demo`` (``make demo``): the main job on the embedded default set, on a laptop CPU.
 
-Until training lands (issue 6) the demo runs the scripted grasp on the embedded primitives, prints what it
-measured (lift, hand-object penetration, any-time and held-at-end success) and saves a frame of the cube lift.
+1. builds the embedded object set (first run only: surface points and sim-validated grasp proposals);
+2. trains one geometry-unaware base policy on a short budget and plots its learning curve;
+3. evaluates the shipped ``cpu`` checkpoints (``checkpoints/cpu/``: the residual-MoE hyper-policy, the
+   multi-task PPO baseline and, when present, the vision students) on the three splits, prints the results
+   table and writes a rollout GIF.
+
+Everything goes to ``--out`` (default ``runs/demo``). ``--base-steps`` and ``--trials`` trade time for precision.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-import numpy as np
+import envs  # noqa: F401  (headless GL default)
+from envs.objects.catalog import load_object_set
 
-import envs  # noqa: F401  (headless GL default, gym ids)
-from envs.objects.primitives import primitive_objects
-from envs.render import FrameRenderer, RenderUnavailableError
-from envs.scripted import hand_object_penetration, run_scripted_grasp
-from envs.task import GraspTask
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "cpu"
+POLICIES = (("method (residual MoE)", "hyper"), ("baseline (multi-task PPO)", "baseline"),
+            ("vision student, gt_pose", "vision-gt_pose"), ("vision student, camera", "vision-camera"))  # fmt: skip
+SPLITS = ("train", "unseen_obj", "unseen_cat")
 
-FRAME_STEP = 160
+
+def train_base(out: Path, steps: int) -> None:
+    objset = load_object_set("embedded")
+    representative = objset.split("train")[0].name
+    clusters = SHIPPED / "shape" / "clusters.json"
+    if clusters.exists():
+        import json
+
+        representative = json.loads(clusters.read_text())["clusters"][0]["representative"]
+    run = out / "base"
+    print(f"\n== 2. training a base policy on {representative} for {steps:,} env steps ==")
+    subprocess.run([sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", "ResDexBase",
+                    "--preset", "cpu", "--run-dir", str(run), "-tb", str(run / "tb"), "--seed", "0",
+                    "-n", str(steps), "--log-interval", "10", "--env-kwargs", f"objects:[{representative!r}]"],
+                   check=True)  # fmt: skip
+    from resdex_sb3.curves import plot_runs
+
+    for tag, name in (("charts/success_rate", "success"), ("rollout/ep_rew_mean", "return")):
+        path = plot_runs({"base": run}, tag, out / f"base_{name}_curve.png")
+        if path:
+            print(f"learning curve ({tag}): {path}")
+
+
+def evaluate_shipped(out: Path, trials: int) -> None:
+    from resdex_sb3.evaluate import evaluate_run
+
+    print(f"\n== 3. shipped cpu checkpoints, {trials} trials per object ==")
+    rows = []
+    for label, folder in POLICIES:
+        run = SHIPPED / folder
+        if not run.exists():
+            print(f"({run} is not shipped yet: skipped)")
+            continue
+        for split in SPLITS:
+            video = out / f"{folder}_{split}.gif" if split == "unseen_cat" else None
+            result = evaluate_run(run, split, trials, video=video)
+            low, high = result.ci95
+            rows.append(f"| {label} | {split} | {len(result.objects)} | {100 * result.mean_success:.1f} "
+                        f"({100 * low:.1f}-{100 * high:.1f}) | {100 * result.mean_held:.1f} |")  # fmt: skip
+            print(rows[-1], flush=True)
+    table = ["| policy | split | objects | success % (95 % CI) | held % |", "|---|---|---|---|---|", *rows]
+    (out / "results.md").write_text("\n".join(table) + "\n")
+    print("\n" + "\n".join(table))
+    print(f"\ntable: {out / 'results.md'}")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for the saved frame")
+    parser = argparse.ArgumentParser(prog="python -m resdex_sb3.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"))
+    parser.add_argument("--base-steps", type=int, default=300_000)
+    parser.add_argument("--trials", type=int, default=2)
     args = parser.parse_args(argv)
-    objects = primitive_objects()
-    task = GraspTask(objects, autoreset=False)
-    deepest = np.zeros(len(objects))
-    frames: list[np.ndarray] = []
-    renderer = FrameRenderer()
+    import torch
 
-    def probe(t: GraspTask, step: int) -> None:
-        for i in range(t.num_envs):
-            deepest[i] = max(deepest[i], hand_object_penetration(t, i))
-        if step == FRAME_STEP:
-            try:
-                frames.append(renderer.render(t.sim.model_of(0), t.sim.data_of(0)))
-            except RenderUnavailableError as err:
-                print(f"(no frame: {err})")
-
-    result = run_scripted_grasp(task, on_step=probe)
-    renderer.close()
-    print("Scripted grasp (cube-tuned script, 200 steps at 60 Hz):")
-    print(f"{'object':<12} {'lift [m]':>9} {'max penetration [mm]':>21} {'success':>8} {'held':>5}")
-    for i, obj in enumerate(objects):
-        print(f"{obj.name:<12} {result['lift'][i]:9.3f} {1000 * deepest[i]:21.1f} "
-              f"{bool(result['is_success'][i])!s:>8} {bool(result['is_held'][i])!s:>5}")  # fmt: skip
-    if frames:
-        from PIL import Image
-
-        args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / "scripted_grasp.png"
-        Image.fromarray(frames[0]).save(path)
-        print(f"frame at step {FRAME_STEP}: {path}")
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    print("== 1. object set `embedded` (built on first use) ==")
+    objset = load_object_set("embedded")
+    print(f"{len(objset.objects)} objects; share of training objects with a validated grasp proposal: "
+          f"{objset.report.get('proposal_share')}")  # fmt: skip
+    train_base(args.out, args.base_steps)
+    evaluate_shipped(args.out, args.trials)
+    print(f"\ndemo finished in {(time.perf_counter() - began) / 60:.1f} min; outputs in {args.out}")
 
 
 if __name__ == "__main__":

@@ -73,9 +73,10 @@ def _sample_missing_proposals(store: ObjectStore, set_name: str, objects: Sequen
     """Validated proposals for every training object, chunk by chunk; source proposals are kept as given."""
     existing, report = store.read_proposals(set_name)
     stored = {oid: [(p, None) for p in items] for oid, items in existing.items()}
-    for oid, items in given.items():
+    sourced = {oid: items for oid, items in given.items() if items}  # e.g. DexGraspNet grasp files
+    for oid, items in sourced.items():
         stored.setdefault(oid, [(p, None) for p in items])
-    attempted = set(report.get("attempted", [])) | set(given)
+    attempted = set(report.get("attempted", [])) | set(sourced)
     best_lift = dict(report.get("best_lift", {}))
     tried = int(report.get("candidates_tried", 0))
     seconds = float(report.get("sampling_seconds", 0.0))

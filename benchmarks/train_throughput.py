@@ -1,0 +1,80 @@
+"""PPO training throughput against the bare VecEnv, measured side by side in one run.
+
+For the `cpu` preset's settings (ResDexBase: 256 envs, 16 steps, 5 epochs, batch 1024, [256, 256, 128] ELU;
+one torch thread) this prints the VecEnv's env-steps/s under random actions, PPO's env-steps/s (rollouts plus
+updates), and, for truncation-heavy rollouts, the time of SB3's per-env bootstrap loop against the batched
+callback. The last line is PPO ÷ VecEnv.
+
+    python benchmarks/train_throughput.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import VecNormalize
+
+import envs  # noqa: F401
+from callbacks.batched_timeout_bootstrap import BatchedTimeoutBootstrap
+from envs.factory import make_vec_env
+from envs.objects.embedded import embedded_objects
+from resdex_sb3.policies import GeometryUnawarePolicy
+from resdex_sb3.zoo_manager import DEFAULT_CONFIG, select_preset
+
+
+def vec_env_rate(n_envs: int, steps: int) -> float:
+    env = make_vec_env("ResDexBase", n_envs, embedded_objects("small"), seed=0)
+    env.reset()
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps, n_envs, 24)).astype(np.float32)
+    began = time.perf_counter()
+    for a in actions:
+        env.step(a)
+    return steps * n_envs / (time.perf_counter() - began)
+
+
+def ppo_rate(n_envs: int, timesteps: int) -> float:
+    p = select_preset(DEFAULT_CONFIG, "ResDexBase-v0", "cpu")
+    env = VecNormalize(make_vec_env("ResDexBase", n_envs, embedded_objects("small"), seed=0), norm_reward=False,
+                       clip_obs=5.0)  # fmt: skip
+    model = PPO(GeometryUnawarePolicy, env, n_steps=p["n_steps"], batch_size=p["batch_size"], n_epochs=p["n_epochs"],
+                gamma=p["gamma"], gae_lambda=p["gae_lambda"], vf_coef=p["vf_coef"], seed=0,
+                policy_kwargs={"net_arch": {"pi": [256, 256, 128], "vf": [256, 256, 128]}})  # fmt: skip
+    model.learn(n_envs * p["n_steps"], callback=BatchedTimeoutBootstrap())  # warm-up iteration
+    began = time.perf_counter()
+    model.learn(timesteps, callback=BatchedTimeoutBootstrap(), reset_num_timesteps=False)
+    return timesteps / (time.perf_counter() - began)
+
+
+def bootstrap_seconds(n_envs: int, batched: bool) -> float:
+    env = make_vec_env("ResDexBase", n_envs, embedded_objects("small"), seed=0, episode_length=4)
+    model = PPO(GeometryUnawarePolicy, env, n_steps=8, batch_size=n_envs * 8, n_epochs=1, seed=0,
+                policy_kwargs={"net_arch": {"pi": [1024, 1024, 512, 512], "vf": [1024, 1024, 512, 512]}})  # fmt: skip
+    began = time.perf_counter()
+    model.learn(n_envs * 8, callback=BatchedTimeoutBootstrap() if batched else None)
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="under 3 minutes")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    n_envs = 256
+    timesteps = 65_536 if args.quick else 262_144
+    raw = vec_env_rate(n_envs, 100 if args.quick else 400)
+    ppo = ppo_rate(n_envs, timesteps)
+    print(f"VecEnv random actions: {raw:,.0f} env-steps/s ({n_envs} envs)")
+    print(f"PPO (cpu preset nets, rollouts + updates): {ppo:,.0f} env-steps/s")
+    n_boot = 512 if args.quick else 2048
+    plain, batched = bootstrap_seconds(n_boot, False), bootstrap_seconds(n_boot, True)
+    print(f"truncation bootstrap, {n_boot} envs x 8 steps, 2 truncations, ResDex nets: SB3 loop {plain:.2f} s, "
+          f"batched callback {batched:.2f} s ({plain / batched:.2f}x)")  # fmt: skip
+    print(f"ratio: {ppo / raw:.3f}")
+
+
+if __name__ == "__main__":
+    main()

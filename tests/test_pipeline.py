@@ -1,0 +1,89 @@
+"""The smoke pipeline end to end, its resume after a killed stage, and its configuration errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from resdex_sb3.pipeline import CONFIG, load_preset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    from envs.objects.build import build_embedded
+    from envs.objects.store import ObjectStore
+
+    data = tmp_path_factory.mktemp("data")
+    build_embedded(ObjectStore(data), "small", proposals=False)
+    return data
+
+
+def _pipeline(out: Path, data: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RESDEX_DATA": str(data)}
+    return subprocess.run([sys.executable, "-m", "resdex_sb3.pipeline", "--preset", "smoke", "--out", str(out)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+
+
+def test_smoke_pipeline_end_to_end_then_resume_a_killed_stage(tmp_path, small_data):
+    out = tmp_path / "pipe"
+    done = _pipeline(out, small_data)
+    assert done.returncode == 0, done.stderr[-3000:]
+    status = json.loads((out / "pipeline.json").read_text())
+    assert all(stage["status"] == "done" for stage in status.values())
+    for run in ("base-0", "base-1", "hyper-stage1", "hyper", "baseline-stage1", "baseline"):
+        assert (out / run / "ResDexHyper-v0.zip").exists() or (out / run / "ResDexBase-v0.zip").exists(), run
+    table = (out / "results.md").read_text()
+    for split in ("train", "unseen_obj", "unseen_cat"):
+        assert f"| method | {split} |" in table and f"| baseline | {split} |" in table
+    clusters = json.loads((out / "shape" / "clusters.json").read_text())
+    assert len(clusters["clusters"]) == 2
+    hyper_config = yaml.safe_load((out / "hyper" / "ResDexHyper-v0" / "config.yml").read_text().replace("!!python/object/apply:collections.OrderedDict", ""))
+    assert "base_models" in str(hyper_config)
+
+    # a stage killed after its last checkpoint: final model gone, status not done -> it continues from there
+    (out / "hyper" / "ResDexHyper-v0.zip").unlink()
+    status["hyper"]["status"] = "running"
+    for key in [k for k in status if k.startswith("eval-method") or k == "report"]:
+        del status[key]
+    (out / "pipeline.json").write_text(json.dumps(status))
+    before = json.loads((out / "hyper" / "checkpoint.json").read_text())["num_timesteps"]
+    again = _pipeline(out, small_data)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "base-0: done, skipped" in again.stdout
+    assert "-i " + str(out / "hyper" / "checkpoint.zip") in again.stdout.replace("'", "")
+    assert (out / "hyper" / "ResDexHyper-v0.zip").exists()
+    assert json.loads((out / "hyper" / "checkpoint.json").read_text())["num_timesteps"] >= before
+
+
+def test_pipeline_preset_errors(tmp_path):
+    assert load_preset("smoke")["k"] >= 1
+    with pytest.raises(ValueError, match="presets"):
+        load_preset("huge")
+    bad = tmp_path / "pipeline.yml"
+    data = yaml.safe_load(CONFIG.read_text())
+    data["smoke"]["kk"] = 3
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match="kk"):
+        load_preset("smoke", bad)
+
+
+def test_wrong_k_and_missing_base_are_clear(tmp_path, small_data):
+    from resdex_sb3.cluster import run_clustering
+
+    with pytest.raises(ValueError, match="k"):
+        run_clustering(10_000, "embedded-small", small_data, tmp_path / "shape")
+    from envs.factory import make_vec_env
+    from envs.objects.primitives import primitive_objects
+    from resdex_sb3.composer import ResidualMoEComposer
+
+    env = make_vec_env("ResDexHyper", 4, primitive_objects(), seed=0, num_threads=1)
+    with pytest.raises(FileNotFoundError, match="no_such_base"):
+        ResidualMoEComposer(env, [tmp_path / "no_such_base"])
