@@ -1,7 +1,7 @@
 """The world: objects, scene, batched grasp task and its SB3 VecEnv. Imports no learning code.
 
-Importing this package registers the gym ids ``ResDexBase-v0`` and ``ResDexHyper-v0`` (``gym.make`` also
-accepts them without the version).
+Importing this package registers the gym ids ``ResDexBase-v0``, ``ResDexHyper-v0`` and ``ResDexVision-v0``
+(``gym.make`` also accepts them without the version).
 """
 
 from __future__ import annotations

@@ -13,12 +13,19 @@ from envs.objects.spec import ObjectSpec
 from envs.proposals import GraspProposal
 from envs.task import GraspTask
 from envs.vec_env import ResDexVecEnv
+from envs.vision import VisionConfig, split_vision_options
+from envs.vision_task import VisionGraspTask
 
 #: Task settings of each registered variant.
 VARIANTS: dict[str, dict[str, Any]] = {
     "ResDexBase": {"obs_mode": "base", "reward_mode": "base"},
     "ResDexHyper": {"obs_mode": "hyper", "reward_mode": "stage1"},
+    # student observation + the hyper observation as its privileged part (envs.vision); the reward is unused
+    # by DAgger, stage 2 is the expert's final one
+    "ResDexVision": {"obs_mode": "hyper", "reward_mode": "stage2"},
 }
+#: Variants built on ``VisionGraspTask``; their options may also hold ``VisionConfig`` fields.
+VISION_VARIANTS: frozenset[str] = frozenset({"ResDexVision"})
 
 
 def assign_objects(objects: Sequence[ObjectSpec], num_envs: int) -> list[ObjectSpec]:
@@ -39,20 +46,30 @@ def make_vec_env(
     proposals: Mapping[str, GraspProposal] | None = None,
     num_threads: int = 0,
     render_mode: str | None = None,
+    points: Mapping[str, np.ndarray] | None = None,
     **task_kwargs: Any,
 ) -> ResDexVecEnv:
-    """N batched envs of ``variant`` (``ResDexBase`` or ``ResDexHyper``; ``-v0`` accepted) over ``objects``.
+    """N batched envs of ``variant`` (``ResDexBase``, ``ResDexHyper`` or ``ResDexVision``; ``-v0`` accepted)
+    over ``objects``.
 
-    ``task_kwargs`` override ``TaskConfig`` fields (for example ``reward_mode="stage2"``).
+    ``task_kwargs`` override ``TaskConfig`` fields (for example ``reward_mode="stage2"``) and, for
+    ``ResDexVision``, ``VisionConfig`` fields (``cloud_mode="camera"``); ``points`` are the objects' stored
+    surface points (object name -> (M, 3)) its ``gt_pose`` clouds are drawn from.
     """
     name = variant.removesuffix("-v0")
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
+    vision_kwargs: dict[str, Any] = {}
+    if name in VISION_VARIANTS:
+        vision_kwargs, task_kwargs = split_vision_options(task_kwargs)
     config = TaskConfig.from_kwargs(**{**VARIANTS[name], **task_kwargs})
-    task = GraspTask(
-        assign_objects(list(objects or primitive_objects()), num_envs), config, scene_config=scene_config,
-        shape_codes=shape_codes, proposals=proposals, num_threads=num_threads, autoreset=True,
-    )  # fmt: skip
+    assigned = assign_objects(list(objects or primitive_objects()), num_envs)
+    common = dict(scene_config=scene_config, shape_codes=shape_codes, proposals=proposals, num_threads=num_threads,
+                  autoreset=True)  # fmt: skip
+    if name in VISION_VARIANTS:
+        task: GraspTask = VisionGraspTask(assigned, config, VisionConfig.from_kwargs(**vision_kwargs), points, **common)
+    else:
+        task = GraspTask(assigned, config, **common)
     env = ResDexVecEnv(task, render_mode=render_mode)
     if seed is not None:
         env.seed(seed)

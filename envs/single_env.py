@@ -12,6 +12,8 @@ from envs.objects.primitives import cube
 from envs.objects.spec import ObjectSpec
 from envs.render import FrameRenderer
 from envs.task import ACTION_DIM, GraspTask
+from envs.vision import VisionConfig, split_vision_options
+from envs.vision_task import VisionGraspTask
 
 
 class ResDexGraspEnv(gym.Env):
@@ -21,6 +23,8 @@ class ResDexGraspEnv(gym.Env):
     :param task_config: observation / reward / episode settings.
     :param scene_config: scene settings.
     :param render_mode: ``rgb_array`` or None.
+    :param variant: a registered variant whose settings the task options extend (``ResDexVision`` needs it:
+        its task is a ``VisionGraspTask`` and its options may also be ``VisionConfig`` fields).
     :param task_kwargs: task options (``TaskConfig`` fields) when ``task_config`` is omitted.
     """
 
@@ -32,14 +36,29 @@ class ResDexGraspEnv(gym.Env):
         task_config: TaskConfig | None = None,
         scene_config: SceneConfig | None = None,
         render_mode: str | None = None,
+        variant: str | None = None,
         **task_kwargs: Any,
     ) -> None:
         if task_config is not None and task_kwargs:
             raise ValueError(f"pass task options either in task_config or as keywords, not both: {sorted(task_kwargs)}")
+        vision = None
+        if variant is not None:
+            from envs.factory import VARIANTS, VISION_VARIANTS
+
+            name = variant.removesuffix("-v0")
+            task_kwargs = {**VARIANTS[name], **task_kwargs}
+            if name in VISION_VARIANTS:
+                vision_kwargs, task_kwargs = split_vision_options(task_kwargs)
+                vision = VisionConfig.from_kwargs(**vision_kwargs)
         config = task_config or TaskConfig.from_kwargs(**task_kwargs)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
-        self.task = GraspTask([obj or cube()], config, scene_config=scene_config, num_threads=1, autoreset=False)
+        objects = [obj or cube()]
+        if vision is None:
+            self.task = GraspTask(objects, config, scene_config=scene_config, num_threads=1, autoreset=False)
+        else:
+            self.task = VisionGraspTask(objects, config, vision, scene_config=scene_config, num_threads=1,
+                                        autoreset=False)  # fmt: skip
         clip = config.obs_clip
         self.observation_space = gym.spaces.Box(-clip, clip, (self.task.obs_dim,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)

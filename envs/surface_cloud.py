@@ -66,7 +66,8 @@ class SurfaceCloudSampler:
         by_name = {o.name: o for o in objects}
         index = {n: i for i, n in enumerate(names)}
         self.object_index = np.array([index[o.name] for o in objects])
-        clouds = {n: np.asarray(points[n], dtype=np.float32) if n in points else sample_surface(by_name[n]) for n in names}
+        clouds = {n: np.asarray(points[n], dtype=np.float32) if n in points else sample_surface(by_name[n])
+                  for n in names}  # fmt: skip
         self.subsets = np.stack([self._subsets(n, clouds[n], num_points, variants, seed) for n in names])
         self.num_points = num_points
         self.variants = variants

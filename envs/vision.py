@@ -88,7 +88,9 @@ class DepthCamera:
         return np.stack([right, np.cross(right, forward), forward])
 
 
-def ring_of_cameras(count: int = 3, radius: float = 0.6, height: float = 1.05, look_at_z: float = 0.7) -> tuple[DepthCamera, ...]:
+def ring_of_cameras(
+    count: int = 3, radius: float = 0.6, height: float = 1.05, look_at_z: float = 0.7
+) -> tuple[DepthCamera, ...]:
     """``count`` cameras evenly spaced in azimuth on a horizontal circle around the table centre."""
     cams = []
     for k in range(count):

@@ -7,6 +7,9 @@
 - ``shape_codes``: path of a codes file (hyper observation), ``base_models``: frozen base runs (hyper variant);
 - ``num_threads``: physics threads (0 = all cores).
 
+``ResDexVision`` also takes ``envs.vision.VisionConfig`` fields (``cloud_mode``, ``privileged`` ...); its
+``gt_pose`` clouds come from the object set's stored surface points.
+
 Relative paths are resolved against ``root`` (the run folder when a saved run is rebuilt).
 """
 
@@ -63,7 +66,8 @@ def build_env(env_id: str, n_envs: int, seed: int | None, env_kwargs: Mapping[st
         codes = codes_for(resolve(options["shape_codes"], root), objset, objects)
     env: VecEnv = make_vec_env(
         env_id, n_envs, objects, seed=seed, scene_config=objset.scene_config, shape_codes=codes,
-        proposals=objset.first_proposals(), num_threads=int(options.get("num_threads", 0)), **task_kwargs,
+        proposals=objset.first_proposals(), num_threads=int(options.get("num_threads", 0)), points=objset.points,
+        **task_kwargs,
     )  # fmt: skip
     bases = options.get("base_models")
     if bases:

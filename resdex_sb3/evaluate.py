@@ -1,6 +1,8 @@
 """``python -m resdex_sb3.evaluate --model RUN --split train|unseen_obj|unseen_cat|all|SET [--trials N]``.
 
-Loads the run with ``PPO.load`` (frozen base policies and normalisation stats from the run folder) and applies
+Loads the run with ``PPO.load`` (frozen base policies and normalisation stats from the run folder), or a vision
+student run of ``resdex_sb3.distill`` with ``VisionStudentPolicy.load`` (its env rebuilt with the privileged part
+zeroed, so nothing but hand state and point cloud reaches the policy), and applies
 the protocol of ``resdex_sb3.evaluation``: ``--trials`` episodes per object from fixed seeds, deterministic
 actions; per-object any-time success and held-at-end success; the split's mean over objects with a 95 %
 t-interval over objects. ``--split SET`` (an object set name, e.g. an imported one) evaluates all its objects.
@@ -25,7 +27,7 @@ from envs.objects.catalog import SPLITS, available_sets, load_object_set
 from envs.objects.store import atomic_write_bytes, atomic_write_json
 from resdex_sb3.env_builder import build_env, split_env_kwargs
 from resdex_sb3.evaluation import SplitResult, per_object, run_episodes
-from resdex_sb3.run_folder import load_run
+from resdex_sb3.run_folder import SavedRun, load_run
 
 EVAL_SEED = 1_000_000
 
@@ -44,7 +46,7 @@ def evaluate_run(run_path: str | Path, split: str, trials: int = 10, data_dir: s
     objects = objset.objects if split_name == "all" else objset.split(split_name)
     if not objects:
         raise ValueError(f"set {set_name!r} has no objects in split {split_name!r}")
-    model = PPO.load(run.model_path, device="cpu")
+    model = load_model(run)
     per_chunk = max(1, max_envs // trials)
     names: list[str] = []
     success, held = [], []
@@ -69,6 +71,15 @@ def evaluate_run(run_path: str | Path, split: str, trials: int = 10, data_dir: s
         if frames:
             _save_gif(frames, video)
     return per_object(names, np.concatenate(success), np.concatenate(held), trials)
+
+
+def load_model(run: SavedRun) -> Any:
+    """The run's policy, anything with SB3's ``predict``: a PPO model, or the student of a DAgger run."""
+    if run.hyperparams.get("algo") == "dagger":
+        from resdex_sb3.policies import VisionStudentPolicy
+
+        return VisionStudentPolicy.load(str(run.model_path), device="cpu")
+    return PPO.load(run.model_path, device="cpu")
 
 
 def _recorder(frames: list[np.ndarray]):

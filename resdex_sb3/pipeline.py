@@ -2,8 +2,9 @@
 
 Stages: objects -> shape codes and k clusters -> one geometry-unaware base policy per cluster representative
 -> hyper-policy stage 1 (grasp-proposal reward) -> stage 2 (loosened reward, initialised from stage 1)
--> the from-scratch multi-task PPO baseline (same two stages and budget, no base policies) -> evaluation of
-the method and the baseline on the three splits -> ``results.md`` with learning curves.
+-> the from-scratch multi-task PPO baseline (same two stages and budget, no base policies) -> the vision students
+of the final hyper-policy (DAgger, ``gt_pose`` and ``camera`` clouds; ``zoo_configs/distill.yml``) -> evaluation of
+the method, the baseline and both students on the three splits -> ``results.md`` with learning curves.
 
 Every training stage is its own ``resdex_sb3.train`` process writing atomic checkpoints; a stage whose final
 model exists is skipped, and one with only a checkpoint continues from it. ``pipeline.json`` records each
@@ -23,6 +24,8 @@ from typing import Any
 import yaml
 
 from envs.objects.store import atomic_write_bytes, atomic_write_json
+from envs.vision import CLOUD_MODES as VISION_MODES
+from resdex_sb3.distill import load_distill_preset
 
 CONFIG = Path(__file__).resolve().parents[1] / "zoo_configs" / "pipeline.yml"
 SPLITS = ("train", "unseen_obj", "unseen_cat")
@@ -62,9 +65,12 @@ class Pipeline:
         atomic_write_json(self.status_path, self.status)
 
     def _timed(self, stage: str, fn, *args: Any) -> Any:
-        if self.status.get(stage, {}).get("status") == "done":
+        """Run a stage unless it finished with the same inputs (a grown budget, say, reruns and continues it)."""
+        key = json.dumps([self.cfg, [str(a) for a in args]], sort_keys=True, default=str)
+        previous = self.status.get(stage, {})
+        if previous.get("status") == "done" and previous.get("inputs") == key:
             print(f"[pipeline] {stage}: done, skipped")
-            return self.status[stage].get("result")
+            return previous.get("result")
         print(f"[pipeline] {stage}: running")
         began = time.perf_counter()
         self._record(stage, status="running")
@@ -74,7 +80,7 @@ class Pipeline:
             self._record(stage, status="failed", error=str(err))
             raise
         seconds = self.status.get(stage, {}).get("seconds", 0.0) + time.perf_counter() - began
-        self._record(stage, status="done", seconds=round(seconds, 1), result=result)
+        self._record(stage, status="done", seconds=round(seconds, 1), result=result, inputs=key)
         return result
 
     # ------------------------------------------------------------------ stages
@@ -101,10 +107,18 @@ class Pipeline:
                         {**kwargs, "reward_mode": "stage1"}, None, params)  # fmt: skip
             self._timed(stage2, self._train, "ResDexHyper", self.out / stage2, self.cfg["stage2_timesteps"],
                         {**kwargs, "reward_mode": "stage2"}, self.out / stage1 / "ResDexHyper-v0.zip", params)  # fmt: skip
+        students = []
+        for mode in VISION_MODES:  # DAgger of the method's final hyper-policy into a point-cloud student
+            students.append(f"vision-{mode}")
+            self._timed(students[-1], self._distill, mode, load_distill_preset(self.preset))
         results = {}
         for label, (_, final, _) in runs.items():
             for split in SPLITS:
                 results[f"{label}/{split}"] = self._timed(f"eval-{label}-{split}", self._evaluate, final, split)
+        for student in students:
+            for split in SPLITS:
+                stage = f"eval-{student}-{split}"
+                results[f"{student}/{split}"] = self._timed(stage, self._evaluate, student, split)
         self._timed("report", self._report, results)
         print(f"[pipeline] results: {self.out / 'results.md'}")
 
@@ -125,24 +139,37 @@ class Pipeline:
     def _train(self, env: str, run: Path, timesteps: int, env_kwargs: dict[str, Any], init: Path | None,
                extra: list[str] | None = None) -> dict:  # fmt: skip
         final = run / f"{env}-v0.zip"
-        if final.exists():
-            return {"run": str(run)}
+        checkpoint = run / "checkpoint.json"
+        done = json.loads(checkpoint.read_text())["num_timesteps"] if checkpoint.exists() else 0
+        target = timesteps + (self._init_steps(init) if init is not None else 0)
+        if final.exists() and done >= target:
+            return {"run": str(run), "timesteps": done}
         if self.data_dir:
             env_kwargs = {**env_kwargs, "data_dir": self.data_dir}
         command = [sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", env, "--preset", self.preset,
                    "--run-dir", str(run), "--seed", str(self.seed), "-tb", str(run / "tb"),
                    "--env-kwargs", *[f"{k}:{v!r}" for k, v in env_kwargs.items()]]  # fmt: skip
-        checkpoint = run / "checkpoint.json"
-        done = json.loads(checkpoint.read_text())["num_timesteps"] if checkpoint.exists() else 0
         if done:
             command += ["-i", str(run / "checkpoint.zip")]
-            remaining = timesteps - done + (self._init_steps(init) if init is not None else 0)
+            remaining = target - done
         elif init is not None:
             command += ["-i", str(init)]
             remaining = timesteps
         else:
             remaining = timesteps
         command += ["-n", str(max(remaining, 1)), *(extra or [])]
+        print("[pipeline] " + " ".join(command))
+        subprocess.run(command, check=True)
+        return {"run": str(run), "timesteps": json.loads(checkpoint.read_text())["num_timesteps"]}
+
+    def _distill(self, mode: str, budget: dict[str, Any]) -> dict:
+        """The ``mode`` vision student of ``hyper`` (``resdex_sb3.distill``; it resumes from its own checkpoint)."""
+        run = self.out / f"vision-{mode}"
+        command = [sys.executable, "-m", "resdex_sb3.distill", "--expert", str(self.out / "hyper"), "--mode", mode,
+                   "--preset", self.preset, "--out", str(run), "--seed", str(self.seed),
+                   "--rounds", str(budget["rounds"])]  # fmt: skip
+        if self.data_dir:
+            command += ["--data-dir", self.data_dir]
         print("[pipeline] " + " ".join(command))
         subprocess.run(command, check=True)
         return {"run": str(run)}
