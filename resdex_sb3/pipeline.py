@@ -31,7 +31,7 @@ CONFIG = Path(__file__).resolve().parents[1] / "zoo_configs" / "pipeline.yml"
 SPLITS = ("train", "unseen_obj", "unseen_cat")
 BASELINE_POLICY = "resdex_sb3.policies.MultiTaskPolicy"
 PIPELINE_KEYS = {"object_set", "k", "base_timesteps", "stage1_timesteps", "stage2_timesteps", "baseline",
-                 "eval_trials", "encoder_epochs"}  # fmt: skip
+                 "eval_trials", "encoder_epochs", "distill_rounds"}  # fmt: skip
 
 
 def load_preset(preset: str, path: Path = CONFIG) -> dict[str, Any]:
@@ -110,7 +110,8 @@ class Pipeline:
         students = []
         for mode in VISION_MODES:  # DAgger of the method's final hyper-policy into a point-cloud student
             students.append(f"vision-{mode}")
-            self._timed(students[-1], self._distill, mode, load_distill_preset(self.preset))
+            budget = {**load_distill_preset(self.preset), "rounds": self.cfg["distill_rounds"]}
+            self._timed(students[-1], self._distill, mode, budget)
         results = {}
         for label, (_, final, _) in runs.items():
             for split in SPLITS:
