@@ -150,8 +150,9 @@ class Pipeline:
         command = [sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", env, "--preset", self.preset,
                    "--run-dir", str(run), "--seed", str(self.seed), "-tb", str(run / "tb"),
                    "--env-kwargs", *[f"{k}:{v!r}" for k, v in env_kwargs.items()]]  # fmt: skip
-        if done:
-            command += ["-i", str(run / "checkpoint.zip")]
+        if done:  # shipped runs keep only the final model (checkpoint.zip is not committed): continue from it
+            latest = run / "checkpoint.zip" if (run / "checkpoint.zip").exists() else final
+            command += ["-i", str(latest)]
             remaining = target - done
         elif init is not None:
             command += ["-i", str(init)]
