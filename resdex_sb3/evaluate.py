@@ -33,8 +33,9 @@ EVAL_SEED = 1_000_000
 
 
 def evaluate_run(run_path: str | Path, split: str, trials: int = 10, data_dir: str | None = None,
-                 max_envs: int = 1024, video: Path | None = None) -> SplitResult:  # fmt: skip
-    """Evaluate a saved run on a split (or a whole object set) with the fixed protocol."""
+                 max_envs: int = 1024, video: Path | None = None, only: list[str] | None = None) -> SplitResult:  # fmt: skip
+    """Evaluate a saved run on a split (or a whole object set) with the fixed protocol; ``only`` keeps the
+    named objects of the split."""
     run = load_run(run_path)
     options, _ = split_env_kwargs(run.env_kwargs)
     set_name, split_name = options.get("object_set", "embedded"), split
@@ -44,6 +45,8 @@ def evaluate_run(run_path: str | Path, split: str, trials: int = 10, data_dir: s
         set_name, split_name = split, "all"
     objset = load_object_set(set_name, data_dir or options.get("data_dir"))
     objects = objset.objects if split_name == "all" else objset.split(split_name)
+    if only is not None:
+        objects = [o for o in objects if o.name in set(only)]
     if not objects:
         raise ValueError(f"set {set_name!r} has no objects in split {split_name!r}")
     model = load_model(run)

@@ -31,7 +31,8 @@ CONFIG = Path(__file__).resolve().parents[1] / "zoo_configs" / "pipeline.yml"
 SPLITS = ("train", "unseen_obj", "unseen_cat")
 BASELINE_POLICY = "resdex_sb3.policies.MultiTaskPolicy"
 PIPELINE_KEYS = {"object_set", "k", "base_timesteps", "stage1_timesteps", "stage2_timesteps", "baseline",
-                 "eval_trials", "encoder_epochs", "distill_rounds"}  # fmt: skip
+                 "eval_trials", "encoder_epochs", "distill_rounds", "base_attempts", "base_success_threshold",
+                 "base_eval_trials"}  # fmt: skip
 
 
 def load_preset(preset: str, path: Path = CONFIG) -> dict[str, Any]:
@@ -51,11 +52,13 @@ class Pipeline:
     :param out: output folder (every run, the results and ``pipeline.json``).
     :param data_dir: object data directory (default: ``$RESDEX_DATA`` or ``data/``).
     :param seed: seed of every stage.
+    :param config: the pipeline YAML (``zoo_configs/pipeline.yml``).
     """
 
-    def __init__(self, preset: str, out: Path, data_dir: str | None = None, seed: int = 0) -> None:
+    def __init__(self, preset: str, out: Path, data_dir: str | None = None, seed: int = 0,
+                 config: Path = CONFIG) -> None:  # fmt: skip
         self.preset, self.out, self.data_dir, self.seed = preset, out, data_dir, seed
-        self.cfg = load_preset(preset)
+        self.cfg = load_preset(preset, config)
         self.status_path = out / "pipeline.json"
         self.status: dict[str, Any] = json.loads(self.status_path.read_text()) if self.status_path.exists() else {}
 
@@ -90,11 +93,9 @@ class Pipeline:
         self._timed("objects", self._objects, set_name)
         clusters = self._timed("shape", self._shape, set_name)
         bases = []
-        for i, representative in enumerate(clusters["representatives"]):
-            run = self.out / f"base-{i}"
-            self._timed(f"base-{i}", self._train, "ResDexBase", run, self.cfg["base_timesteps"],
-                        {"object_set": set_name, "objects": [representative]}, None)  # fmt: skip
-            bases.append(f"../base-{i}")
+        for i, members in enumerate(clusters["candidates"]):
+            chosen = self._timed(f"base-{i}", self._train_base, i, set_name, members)
+            bases.append(f"../{chosen['run']}")
         codes = "../shape/codes.json"  # relative to each run folder, so the output folder can move
         hyper_kwargs = {"object_set": set_name, "split": "train", "shape_codes": codes}
         runs = {"method": ("hyper-stage1", "hyper", bases)}
@@ -135,7 +136,27 @@ class Pipeline:
 
         config = EncoderTrainConfig(epochs=self.cfg["encoder_epochs"])
         result, _ = run_clustering(self.cfg["k"], set_name, self.data_dir, self.out / "shape", self.seed, config)
-        return {"representatives": [c["representative"] for c in result["clusters"]]}
+        attempts = self.cfg["base_attempts"]
+        return {"candidates": [[m["name"] for m in c["members"][:attempts]] for c in result["clusters"]]}
+
+    def _train_base(self, index: int, set_name: str, members: list[str]) -> dict[str, Any]:
+        """The reference's rule: a base on the member nearest the centre; while its success stays under the
+        threshold, another base on the next-nearest member. Returns the best attempt."""
+        from resdex_sb3.evaluate import evaluate_run
+
+        tried = []
+        for attempt, name in enumerate(members):
+            run_name = f"base-{index}" if attempt == 0 else f"base-{index}-try{attempt}"
+            self._train("ResDexBase", self.out / run_name, self.cfg["base_timesteps"],
+                        {"object_set": set_name, "objects": [name]}, None)  # fmt: skip
+            result = evaluate_run(self.out / run_name, "train", self.cfg["base_eval_trials"], self.data_dir,
+                                  only=[name])  # fmt: skip
+            tried.append({"run": run_name, "object": name, "success": result.mean_success})
+            print(f"[pipeline] base-{index}: {name} reaches {100 * result.mean_success:.0f} % on itself")
+            if result.mean_success >= self.cfg["base_success_threshold"]:
+                break
+        best = max(tried, key=lambda t: t["success"])
+        return {**best, "attempts": tried}
 
     def _train(self, env: str, run: Path, timesteps: int, env_kwargs: dict[str, Any], init: Path | None,
                extra: list[str] | None = None) -> dict:  # fmt: skip
@@ -143,6 +164,11 @@ class Pipeline:
         checkpoint = run / "checkpoint.json"
         done = json.loads(checkpoint.read_text())["num_timesteps"] if checkpoint.exists() else 0
         target = timesteps + (self._init_steps(init) if init is not None else 0)
+        if final.exists() and not self._same_setup(run, env_kwargs):
+            stale = run.with_name(f"{run.name}.stale-{int(time.time())}")
+            print(f"[pipeline] {run} was trained with other inputs (bases, objects or reward): moved to {stale}")
+            run.rename(stale)
+            done = 0
         if final.exists() and done >= target:
             return {"run": str(run), "timesteps": done}
         if self.data_dir:
@@ -175,6 +201,14 @@ class Pipeline:
         print("[pipeline] " + " ".join(command))
         subprocess.run(command, check=True)
         return {"run": str(run)}
+
+    @staticmethod
+    def _same_setup(run: Path, env_kwargs: dict[str, Any]) -> bool:
+        """Whether a finished run used the inputs that decide what it learned."""
+        from resdex_sb3.run_folder import load_run
+
+        saved = load_run(run).env_kwargs
+        return all(saved.get(k) == env_kwargs.get(k) for k in ("objects", "base_models", "reward_mode", "object_set"))
 
     @staticmethod
     def _init_steps(init: Path) -> int:

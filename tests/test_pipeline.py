@@ -87,3 +87,24 @@ def test_wrong_k_and_missing_base_are_clear(tmp_path, small_data):
     env = make_vec_env("ResDexHyper", 4, primitive_objects(), seed=0, num_threads=1)
     with pytest.raises(FileNotFoundError, match="no_such_base"):
         ResidualMoEComposer(env, [tmp_path / "no_such_base"])
+
+
+def test_a_failing_base_is_retried_on_the_next_member(tmp_path, small_data, monkeypatch):
+    from resdex_sb3.pipeline import Pipeline
+
+    data = yaml.safe_load(CONFIG.read_text())
+    data["smoke"].update(k=1, base_attempts=2, base_success_threshold=1.01, baseline=False)  # never good enough
+    config = tmp_path / "pipeline.yml"
+    config.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("RESDEX_DATA", str(small_data))
+    pipeline = Pipeline("smoke", tmp_path / "out", config=config)
+    pipeline._objects("embedded-small")
+    clusters = pipeline._shape("embedded-small")
+    assert len(clusters["candidates"][0]) == 2
+    chosen = pipeline._train_base(0, "embedded-small", clusters["candidates"][0])
+    assert [a["run"] for a in chosen["attempts"]] == ["base-0", "base-0-try1"]
+    assert [a["object"] for a in chosen["attempts"]] == clusters["candidates"][0]
+    assert (tmp_path / "out" / "base-0-try1" / "ResDexBase-v0.zip").exists()
+    # a finished run asked to train on something else is moved aside, not silently reused
+    assert not pipeline._same_setup(tmp_path / "out" / "base-0", {"object_set": "embedded-small",
+                                                                  "objects": ["another-object"]})
