@@ -87,7 +87,7 @@ def main() -> None:
     n_build, n_import, n_envs, steps = (40, 6, 256, 30) if args.quick else (400, 30, 1024, 100)
     build_rate, proposal_rate = bench_build(n_build)
     print(f"build: {build_rate:8.1f} objects/s (parts + 4096 surface points), {n_build} objects")
-    print(f"proposals: {proposal_rate:8.2f} objects/s (24 simulated candidates each)")
+    print(f"proposals: {proposal_rate:8.2f} objects/s ({SamplerConfig().candidates_per_object} simulated candidates each)")
     cold, warm = bench_import(n_import)
     print(f"import: {cold:8.1f} objects/s with CoACD, {warm:8.1f} objects/s cached, {n_import} meshes")
     mixed = embedded_objects("default")
