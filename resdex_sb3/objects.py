@@ -21,7 +21,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 import envs  # noqa: F401  (headless GL default)
 from envs.objects.build import build_embedded, store_import
