@@ -98,9 +98,12 @@ class BatchedExperimentManager(ExperimentManager):
         from resdex_sb3.env_builder import select_objects, split_env_kwargs
 
         options, _ = split_env_kwargs(self.env_kwargs)
+        loaded: list = []  # the object set, read once at the first evaluation and shared by every split
 
         def make(split: str, trials: int, max_objects: int) -> VecEnv:
-            objset = load_object_set(options.get("object_set", "embedded"), options.get("data_dir"))
+            if not loaded:
+                loaded.append(load_object_set(options.get("object_set", "embedded"), options.get("data_dir")))
+            objset = loaded[0]
             names = [o.name for o in select_objects(objset, split, None)[:max_objects]]
             kwargs = {**(self.env_kwargs or {}), "split": split, "objects": names}
             return build_env(self.env_name.gym_id, len(names) * trials, 20_000, kwargs, root=Path(self.save_path),

@@ -37,11 +37,16 @@ def store_import(store: ObjectStore, set_name: str, result: ImportResult, kind: 
     if not result.objects:
         raise ValueError(f"nothing to import from {source}: every file was skipped ({len(result.skipped)})")
     store.begin_set(set_name, kind=kind, source=source)
-    hulls = max(o.num_hulls for o in result.objects)
-    scene = SceneConfig(hull_slots=max(hulls, IMPORTED_HULL_SLOTS) if hulls else 0)
+    scene = scene_config_for(result.objects)
     summary = _build(store, set_name, result.objects, result.proposals, proposals, scene, progress)
     summary["skipped"] = [{"path": p, "reason": r} for p, r in result.skipped]
     return summary
+
+
+def scene_config_for(objects: Sequence[ObjectSpec]) -> SceneConfig:
+    """Scene settings that fit every object (hull slots only when some object has hulls)."""
+    hulls = max((o.num_hulls for o in objects), default=0)
+    return SceneConfig(hull_slots=max(hulls, IMPORTED_HULL_SLOTS) if hulls else 0)
 
 
 def _build(store: ObjectStore, set_name: str, objects: Sequence[ObjectSpec], given: dict, with_proposals: bool,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from envs.config import SceneConfig
-from envs.objects.build import IMPORTED_HULL_SLOTS, build_embedded
+from envs.objects.build import build_embedded, scene_config_for
 from envs.objects.embedded import PRESET_OF_SET, embedded_objects
 from envs.objects.spec import ObjectSpec
 from envs.objects.store import ObjectStore
@@ -56,8 +56,7 @@ class ObjectSet:
     @property
     def scene_config(self) -> SceneConfig:
         """Scene settings that fit every object of the set (hull slots only when some object has hulls)."""
-        hulls = max((o.num_hulls for o in self.objects), default=0)
-        return SceneConfig(hull_slots=max(hulls, IMPORTED_HULL_SLOTS) if hulls else 0)
+        return scene_config_for(self.objects)
 
 
 def load_object_set(
