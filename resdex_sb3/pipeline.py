@@ -29,7 +29,6 @@ from resdex_sb3.distill import load_distill_preset
 
 CONFIG = Path(__file__).resolve().parents[1] / "zoo_configs" / "pipeline.yml"
 SPLITS = ("train", "unseen_obj", "unseen_cat")
-BASELINE_POLICY = "resdex_sb3.policies.MultiTaskPolicy"
 PIPELINE_KEYS = {"object_set", "k", "base_timesteps", "stage1_timesteps", "stage2_timesteps", "baseline",
                  "eval_trials", "encoder_epochs", "distill_rounds", "base_attempts", "base_success_threshold",
                  "base_eval_trials"}  # fmt: skip
@@ -45,6 +44,10 @@ def load_preset(preset: str, path: Path = CONFIG) -> dict[str, Any]:
     return data[preset]
 
 
+class StopAfterStage(Exception):
+    """Raised once the stage named by ``--until`` is complete."""
+
+
 class Pipeline:
     """Runs and records the stages of one preset in one output folder.
 
@@ -53,11 +56,12 @@ class Pipeline:
     :param data_dir: object data directory (default: ``$RESDEX_DATA`` or ``data/``).
     :param seed: seed of every stage.
     :param config: the pipeline YAML (``zoo_configs/pipeline.yml``).
+    :param until: stop once the stage of this name (``base-3``, ``hyper``, ...) is complete; ``None`` runs all.
     """
 
     def __init__(self, preset: str, out: Path, data_dir: str | None = None, seed: int = 0,
-                 config: Path = CONFIG) -> None:  # fmt: skip
-        self.preset, self.out, self.data_dir, self.seed = preset, out, data_dir, seed
+                 config: Path = CONFIG, until: str | None = None) -> None:  # fmt: skip
+        self.preset, self.out, self.data_dir, self.seed, self.until = preset, out, data_dir, seed, until
         self.cfg = load_preset(preset, config)
         self.status_path = out / "pipeline.json"
         self.status: dict[str, Any] = json.loads(self.status_path.read_text()) if self.status_path.exists() else {}
@@ -73,6 +77,7 @@ class Pipeline:
         previous = self.status.get(stage, {})
         if previous.get("status") == "done" and previous.get("inputs") == key:
             print(f"[pipeline] {stage}: done, skipped")
+            self._stop_if_until(stage)
             return previous.get("result")
         print(f"[pipeline] {stage}: running")
         began = time.perf_counter()
@@ -84,7 +89,12 @@ class Pipeline:
             raise
         seconds = self.status.get(stage, {}).get("seconds", 0.0) + time.perf_counter() - began
         self._record(stage, status="done", seconds=round(seconds, 1), result=result, inputs=key)
+        self._stop_if_until(stage)
         return result
+
+    def _stop_if_until(self, stage: str) -> None:
+        if stage == self.until:
+            raise StopAfterStage(stage)
 
     # ------------------------------------------------------------------ stages
     def run(self) -> None:
@@ -103,11 +113,11 @@ class Pipeline:
             runs["baseline"] = ("baseline-stage1", "baseline", None)
         for label, (stage1, stage2, base_models) in runs.items():
             kwargs = {**hyper_kwargs, **({"base_models": base_models} if base_models else {})}
-            params = [] if base_models else ["-params", f"policy:{BASELINE_POLICY!r}"]
+            preset = self.preset if base_models else f"baseline-{self.preset}"  # ppo.yml's multi-task baseline
             self._timed(stage1, self._train, "ResDexHyper", self.out / stage1, self.cfg["stage1_timesteps"],
-                        {**kwargs, "reward_mode": "stage1"}, None, params)  # fmt: skip
+                        {**kwargs, "reward_mode": "stage1"}, None, preset)  # fmt: skip
             self._timed(stage2, self._train, "ResDexHyper", self.out / stage2, self.cfg["stage2_timesteps"],
-                        {**kwargs, "reward_mode": "stage2"}, self.out / stage1 / "ResDexHyper-v0.zip", params)  # fmt: skip
+                        {**kwargs, "reward_mode": "stage2"}, self.out / stage1 / "ResDexHyper-v0.zip", preset)  # fmt: skip
         students = []
         for mode in VISION_MODES:  # DAgger of the method's final hyper-policy into a point-cloud student
             students.append(f"vision-{mode}")
@@ -159,7 +169,7 @@ class Pipeline:
         return {**best, "attempts": tried}
 
     def _train(self, env: str, run: Path, timesteps: int, env_kwargs: dict[str, Any], init: Path | None,
-               extra: list[str] | None = None) -> dict:  # fmt: skip
+               preset: str | None = None) -> dict:  # fmt: skip
         final = run / f"{env}-v0.zip"
         checkpoint = run / "checkpoint.json"
         done = json.loads(checkpoint.read_text())["num_timesteps"] if checkpoint.exists() else 0
@@ -173,7 +183,7 @@ class Pipeline:
             return {"run": str(run), "timesteps": done}
         if self.data_dir:
             env_kwargs = {**env_kwargs, "data_dir": self.data_dir}
-        command = [sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", env, "--preset", self.preset,
+        command = [sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", env, "--preset", preset or self.preset,
                    "--run-dir", str(run), "--seed", str(self.seed), "-tb", str(run / "tb"),
                    "--env-kwargs", *[f"{k}:{v!r}" for k, v in env_kwargs.items()]]  # fmt: skip
         if done:  # shipped runs keep only the final model (checkpoint.zip is not committed): continue from it
@@ -185,7 +195,7 @@ class Pipeline:
             remaining = timesteps
         else:
             remaining = timesteps
-        command += ["-n", str(max(remaining, 1)), *(extra or [])]
+        command += ["-n", str(max(remaining, 1))]
         print("[pipeline] " + " ".join(command))
         subprocess.run(command, check=True)
         return {"run": str(run), "timesteps": json.loads(checkpoint.read_text())["num_timesteps"]}
@@ -257,8 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/pipeline-<preset>)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--until", default=None, metavar="STAGE",
+                        help="stop once this stage (e.g. base-3, hyper, vision-camera) is complete")  # fmt: skip
     args = parser.parse_args(argv)
-    Pipeline(args.preset, args.out or Path(f"runs/pipeline-{args.preset}"), args.data_dir, args.seed).run()
+    pipeline = Pipeline(args.preset, args.out or Path(f"runs/pipeline-{args.preset}"), args.data_dir, args.seed,
+                        until=args.until)  # fmt: skip
+    try:
+        pipeline.run()
+    except StopAfterStage as stop:
+        print(f"[pipeline] stopped after {stop} (--until)")
     return 0
 
 

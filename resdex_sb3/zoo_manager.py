@@ -22,7 +22,6 @@ from callbacks.atomic_checkpoint import AtomicCheckpoint, atomic_save_model, ato
 from resdex_sb3.env_builder import build_env
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "zoo_configs" / "ppo.yml"
-PRESETS = ("smoke", "cpu", "paper")
 ZOO_KEYS = {"n_envs", "n_timesteps", "normalize", "policy_kwargs", "env_kwargs", "callback", "env_wrapper",
             "vec_env_wrapper", "frame_stack", "monitor_kwargs", "policy"}  # fmt: skip
 

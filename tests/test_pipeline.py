@@ -47,6 +47,8 @@ def test_smoke_pipeline_end_to_end_then_resume_a_killed_stage(tmp_path, small_da
     assert len(clusters["clusters"]) == 2
     hyper_config = yaml.safe_load((out / "hyper" / "ResDexHyper-v0" / "config.yml").read_text().replace("!!python/object/apply:collections.OrderedDict", ""))
     assert "base_models" in str(hyper_config)
+    baseline_config = (out / "baseline" / "ResDexHyper-v0" / "config.yml").read_text()
+    assert "MultiTaskPolicy" in baseline_config and "base_models" not in baseline_config
 
     # a stage killed after its last checkpoint: final model gone, status not done -> it continues from there
     (out / "hyper" / "ResDexHyper-v0.zip").unlink()
@@ -108,3 +110,15 @@ def test_a_failing_base_is_retried_on_the_next_member(tmp_path, small_data, monk
     # a finished run asked to train on something else is moved aside, not silently reused
     assert not pipeline._same_setup(tmp_path / "out" / "base-0", {"object_set": "embedded-small",
                                                                   "objects": ["another-object"]})
+
+
+def test_until_stops_after_the_named_stage(tmp_path, small_data, monkeypatch):
+    from resdex_sb3.pipeline import Pipeline, StopAfterStage
+
+    monkeypatch.setenv("RESDEX_DATA", str(small_data))
+    out = tmp_path / "out"
+    with pytest.raises(StopAfterStage, match="shape"):
+        Pipeline("smoke", out, until="shape").run()
+    status = json.loads((out / "pipeline.json").read_text())
+    assert list(status) == ["objects", "shape"] and status["shape"]["status"] == "done"
+    assert not (out / "base-0").exists()

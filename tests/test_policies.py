@@ -179,6 +179,19 @@ def test_untrained_residual_moe_policy_mixes_uniformly_with_a_small_residual(bas
     assert np.abs(residual).max() < 0.05
 
 
+def test_residual_std_starts_apart_from_the_logit_std_and_survives_save_and_load(tmp_path, base_paths):
+    env = VecNormalize(ResidualMoEComposer(_hyper_env(), base_paths), norm_reward=False, clip_obs=5.0)
+    kwargs = {**SMALL, "residual_log_std_init": math.log(0.1)}
+    model = ResDexPPO("ResidualMoEPolicy", env, policy_kwargs=kwargs, **PPO_KW)
+    std = model.policy.log_std.exp().detach().numpy()
+    np.testing.assert_allclose(std[:2], 0.8, rtol=1e-6)  # logits keep ResDex's 0.8
+    np.testing.assert_allclose(std[2:], 0.1, rtol=1e-6)
+    model.save(tmp_path / "model.zip")
+    loaded = ResDexPPO.load(tmp_path / "model.zip", device="cpu")
+    assert loaded.policy.residual_log_std_init == pytest.approx(math.log(0.1))
+    np.testing.assert_allclose(loaded.policy.log_std.exp().detach().numpy(), std, rtol=1e-6)
+
+
 def test_composer_rejects_bases_that_do_not_fit_and_names_them(tmp_path, base_paths):
     hyper_base = tmp_path / "hyper_base.zip"  # a base whose observation is the 202-d hyper one
     PPO(GeometryUnawarePolicy, _hyper_env(), policy_kwargs=SMALL, device="cpu").save(hyper_base)

@@ -36,6 +36,12 @@ def test_every_preset_reads_and_unknown_keys_are_named(tmp_path):
     paper = select_preset(DEFAULT_CONFIG, "ResDexHyper-v0", "paper")
     assert (paper["n_envs"], paper["n_steps"], paper["n_epochs"]) == (11000, 8, 5)
     assert paper["n_envs"] * paper["n_steps"] // paper["batch_size"] == 4
+    for preset in ("smoke", "cpu", "paper"):  # the baseline differs from the method only in its policy
+        method = select_preset(DEFAULT_CONFIG, "ResDexHyper-v0", preset)
+        baseline = select_preset(DEFAULT_CONFIG, "ResDexHyper-v0", f"baseline-{preset}")
+        assert baseline["policy"].endswith("MultiTaskPolicy") and method["policy"].endswith("ResidualMoEPolicy")
+        same = ("n_envs", "n_timesteps", "n_steps", "batch_size", "n_epochs", "learning_rate", "env_kwargs")
+        assert {k: baseline[k] for k in same} == {k: method[k] for k in same}
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
     config["ResDexBase-v0"]["smoke"]["learning_rat"] = 1e-3
     bad = tmp_path / "ppo.yml"

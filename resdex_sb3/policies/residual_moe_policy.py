@@ -44,6 +44,10 @@ class ResidualMoEPolicy(ActorCriticPolicy):
     :param optimizer_class: optimizer of the policy.
     :param optimizer_kwargs: its kwargs beyond the learning rate (SB3 sets Adam's ``eps=1e-5`` when ``None``).
     :param residual_dim: width of the residual at the end of the action; the ``k`` dims before it are logits.
+    :param residual_log_std_init: initial log std of the residual dims alone (``None``: ``log_std_init``, as
+        ResDex). ResDex explores the residual with std 0.8 over ~10^9 steps per stage; on a CPU budget that
+        noise drowns the bases (a uniform mixture of bases plus std-0.8 residual never lifts an object), so the
+        ``cpu`` preset starts the residual small and lets PPO widen it.
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class ResidualMoEPolicy(ActorCriticPolicy):
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
         residual_dim: int = ACTION_DIM,
+        residual_log_std_init: float | None = None,
     ) -> None:
         if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
             raise ValueError(f"ResidualMoEPolicy needs a 1-D Box action space, got {action_space}")
@@ -75,6 +80,7 @@ class ResidualMoEPolicy(ActorCriticPolicy):
                 f"{residual_dim}-d residual; wrap the env in ResidualMoEComposer"
             )
         self.residual_dim = residual_dim
+        self.residual_log_std_init = residual_log_std_init
         if net_arch is None:
             net_arch = dict(pi=list(RESDEX_NET_ARCH), vf=list(RESDEX_NET_ARCH))
         super().__init__(
@@ -96,6 +102,11 @@ class ResidualMoEPolicy(ActorCriticPolicy):
             optimizer_class=optimizer_class,
             optimizer_kwargs=optimizer_kwargs,
         )
+        if residual_log_std_init is not None:
+            if use_sde:
+                raise ValueError("residual_log_std_init needs use_sde=False (gSDE keeps a std matrix, not a vector)")
+            with th.no_grad():
+                self.log_std[self.num_bases :] = residual_log_std_init
 
     @property
     def num_bases(self) -> int:
@@ -105,7 +116,7 @@ class ResidualMoEPolicy(ActorCriticPolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         # ``policy.save``/``load`` rebuild from these; without it a non-default residual width would be lost.
         data = super()._get_constructor_parameters()
-        data.update(residual_dim=self.residual_dim)
+        data.update(residual_dim=self.residual_dim, residual_log_std_init=self.residual_log_std_init)
         return data
 
     def mixing_weights(self, obs: PyTorchObs) -> th.Tensor:
