@@ -2,7 +2,7 @@
 
 For the `cpu` preset's settings (ResDexBase: 256 envs, 16 steps, 5 epochs, batch 1024, [256, 256, 128] ELU;
 one torch thread) this prints the VecEnv's env-steps/s under random actions, PPO's env-steps/s (rollouts plus
-updates), and, for truncation-heavy rollouts, the time of SB3's per-env bootstrap loop against the batched
+updates), PPO's env-steps/s with two torch threads during the update only (``callbacks.UpdateThreads``), and, for truncation-heavy rollouts, the time of SB3's per-env bootstrap loop against the batched
 callback. The last line is PPO ÷ VecEnv.
 
     python benchmarks/train_throughput.py [--quick]
@@ -20,6 +20,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 import envs  # noqa: F401
 from callbacks.batched_timeout_bootstrap import BatchedTimeoutBootstrap
+from callbacks.update_threads import UpdateThreads
 from envs.factory import make_vec_env
 from envs.objects.embedded import embedded_objects
 from resdex_sb3.policies import GeometryUnawarePolicy
@@ -36,16 +37,18 @@ def vec_env_rate(n_envs: int, steps: int) -> float:
     return steps * n_envs / (time.perf_counter() - began)
 
 
-def ppo_rate(n_envs: int, timesteps: int) -> float:
+def ppo_rate(n_envs: int, timesteps: int, update_threads: int | None = None) -> float:
     p = select_preset(DEFAULT_CONFIG, "ResDexBase-v0", "cpu")
     env = VecNormalize(make_vec_env("ResDexBase", n_envs, embedded_objects("small"), seed=0), norm_reward=False,
                        clip_obs=5.0)  # fmt: skip
     model = PPO(GeometryUnawarePolicy, env, n_steps=p["n_steps"], batch_size=p["batch_size"], n_epochs=p["n_epochs"],
                 gamma=p["gamma"], gae_lambda=p["gae_lambda"], vf_coef=p["vf_coef"], seed=0,
                 policy_kwargs={"net_arch": {"pi": [256, 256, 128], "vf": [256, 256, 128]}})  # fmt: skip
-    model.learn(n_envs * p["n_steps"], callback=BatchedTimeoutBootstrap())  # warm-up iteration
+    callbacks = [BatchedTimeoutBootstrap()] + ([UpdateThreads(update_threads)] if update_threads else [])
+    model.learn(n_envs * p["n_steps"], callback=callbacks)  # warm-up iteration
     began = time.perf_counter()
-    model.learn(timesteps, callback=BatchedTimeoutBootstrap(), reset_num_timesteps=False)
+    model.learn(timesteps, callback=callbacks, reset_num_timesteps=False)
+    torch.set_num_threads(1)
     return timesteps / (time.perf_counter() - began)
 
 
@@ -67,8 +70,11 @@ def main() -> None:
     timesteps = 65_536 if args.quick else 262_144
     raw = vec_env_rate(n_envs, 100 if args.quick else 400)
     ppo = ppo_rate(n_envs, timesteps)
+    ppo_threads = ppo_rate(n_envs, timesteps, update_threads=2)
     print(f"VecEnv random actions: {raw:,.0f} env-steps/s ({n_envs} envs)")
     print(f"PPO (cpu preset nets, rollouts + updates): {ppo:,.0f} env-steps/s")
+    print(f"PPO with 2 torch threads for the update (callbacks.UpdateThreads): {ppo_threads:,.0f} env-steps/s "
+          f"(ratio {ppo_threads / raw:.3f})")
     n_boot = 512 if args.quick else 2048
     plain, batched = bootstrap_seconds(n_boot, False), bootstrap_seconds(n_boot, True)
     print(f"truncation bootstrap, {n_boot} envs x 8 steps, 2 truncations, ResDex nets: SB3 loop {plain:.2f} s, "

@@ -5,5 +5,7 @@ from callbacks.batched_timeout_bootstrap import BatchedTimeoutBootstrap
 from callbacks.split_success_eval import SplitSuccessEval
 from callbacks.stage_switch import StageSwitch
 from callbacks.training_stats import TrainingStats
+from callbacks.update_threads import UpdateThreads
 
-__all__ = ["AtomicCheckpoint", "BatchedTimeoutBootstrap", "SplitSuccessEval", "StageSwitch", "TrainingStats"]
+__all__ = ["AtomicCheckpoint", "BatchedTimeoutBootstrap", "SplitSuccessEval", "StageSwitch", "TrainingStats",
+           "UpdateThreads"]

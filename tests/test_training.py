@@ -64,6 +64,40 @@ def test_batched_bootstrap_matches_sb3_loop():
     np.testing.assert_allclose(batched[1], plain[1], rtol=1e-5, atol=1e-5)
 
 
+def test_update_threads_switches_torch_threads_around_the_update():
+    import torch as th
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from callbacks.update_threads import UpdateThreads
+
+    class RolloutThreads(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: set[int] = set()
+
+        def _on_step(self) -> bool:
+            self.seen.add(th.get_num_threads())
+            return True
+
+    env = make_vec_env("ResDexBase", 4, primitive_objects(), seed=0, num_threads=1)
+    model = PPO("MlpPolicy", env, n_steps=8, batch_size=16, n_epochs=1, seed=0, device="cpu",
+                policy_kwargs=dict(net_arch=[16]))  # fmt: skip
+    in_update: list[int] = []
+    train = model.train
+    model.train = lambda: (in_update.append(th.get_num_threads()), train())[1]
+    previous = th.get_num_threads()
+    th.set_num_threads(1)
+    try:
+        rollout = RolloutThreads()
+        model.learn(64, callback=[UpdateThreads(2), rollout])
+        assert in_update == [2] * 2 and rollout.seen == {1}
+        assert th.get_num_threads() == 1  # restored once training ends
+    finally:
+        th.set_num_threads(previous)
+    with pytest.raises(ValueError, match="update_threads"):
+        UpdateThreads(-1)
+
+
 def test_confidence_interval_and_per_object_means():
     low, high = confidence_interval(np.array([0.0, 1.0, 1.0, 1.0]))
     assert 0.0 <= low < 0.75 < high <= 1.0
