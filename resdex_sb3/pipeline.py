@@ -81,13 +81,17 @@ class Pipeline:
             return previous.get("result")
         print(f"[pipeline] {stage}: running")
         began = time.perf_counter()
-        self._record(stage, status="running")
+        # Wall time adds up over attempts of one stage that ended in an error or Ctrl-C; a stage that finished
+        # before (with other inputs) starts its count again.
+        spent_before = 0.0 if previous.get("status") == "done" else previous.get("seconds", 0.0)
+        self._record(stage, status="running", seconds=spent_before)
         try:
             result = fn(*args)
-        except Exception as err:
-            self._record(stage, status="failed", error=str(err))
+        except BaseException as err:  # Ctrl-C too: its time counts toward the next attempt
+            self._record(stage, status="failed", error=repr(err), seconds=round(spent_before + time.perf_counter()
+                                                                               - began, 1))  # fmt: skip
             raise
-        seconds = self.status.get(stage, {}).get("seconds", 0.0) + time.perf_counter() - began
+        seconds = spent_before + time.perf_counter() - began
         self._record(stage, status="done", seconds=round(seconds, 1), result=result, inputs=key)
         self._stop_if_until(stage)
         return result

@@ -122,3 +122,23 @@ def test_until_stops_after_the_named_stage(tmp_path, small_data, monkeypatch):
     status = json.loads((out / "pipeline.json").read_text())
     assert list(status) == ["objects", "shape"] and status["shape"]["status"] == "done"
     assert not (out / "base-0").exists()
+
+
+def test_stage_time_adds_up_over_failed_attempts_and_restarts_for_new_inputs(tmp_path):
+    from resdex_sb3.pipeline import Pipeline
+
+    pipeline = Pipeline("smoke", tmp_path / "out")
+    pipeline.out.mkdir()
+
+    def fail() -> None:
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        pipeline._timed("stage", fail)
+    pipeline.status["stage"]["seconds"] = 50.0  # as if the failed attempt had run for 50 s
+    assert pipeline._timed("stage", lambda: "ok") == "ok"
+    assert pipeline.status["stage"]["seconds"] >= 50.0  # the failed attempt counts
+    pipeline._timed("stage", lambda *_: "again", "other input")  # done before, other inputs: a fresh count
+    assert pipeline.status["stage"]["seconds"] < 50.0 and pipeline.status["stage"]["result"] == "again"
+    saved = json.loads((pipeline.out / "pipeline.json").read_text())
+    assert saved["stage"]["status"] == "done"
