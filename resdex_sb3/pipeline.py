@@ -74,7 +74,7 @@ class Pipeline:
     def _timed(self, stage: str, fn, *args: Any) -> Any:
         """Run a stage unless it finished with the same inputs (a grown budget, say, reruns and continues it)."""
         key = json.dumps([self.cfg, [str(a) for a in args]], sort_keys=True, default=str)
-        previous = self.status.get(stage, {})
+        previous = dict(self.status.get(stage, {}))  # a copy: the record below updates the stored one
         if previous.get("status") == "done" and previous.get("inputs") == key:
             print(f"[pipeline] {stage}: done, skipped")
             self._stop_if_until(stage)
@@ -82,7 +82,8 @@ class Pipeline:
         print(f"[pipeline] {stage}: running")
         began = time.perf_counter()
         # Wall time adds up over attempts of one stage that ended in an error or Ctrl-C; a stage that finished
-        # before (with other inputs) starts its count again.
+        # before (with other inputs) starts its count again, unless it finds its output complete and reuses it
+        # (a budget of another stage changed, say): then its time stays what producing that output took.
         spent_before = 0.0 if previous.get("status") == "done" else previous.get("seconds", 0.0)
         self._record(stage, status="running", seconds=spent_before)
         try:
@@ -92,6 +93,8 @@ class Pipeline:
                                                                                - began, 1))  # fmt: skip
             raise
         seconds = spent_before + time.perf_counter() - began
+        if isinstance(result, dict) and result.get("reused") and previous.get("status") == "done":
+            seconds = previous.get("seconds", seconds)
         self._record(stage, status="done", seconds=round(seconds, 1), result=result, inputs=key)
         self._stop_if_until(stage)
         return result
@@ -158,11 +161,12 @@ class Pipeline:
         threshold, another base on the next-nearest member. Returns the best attempt."""
         from resdex_sb3.evaluate import evaluate_run
 
-        tried = []
+        tried, reused = [], True
         for attempt, name in enumerate(members):
             run_name = f"base-{index}" if attempt == 0 else f"base-{index}-try{attempt}"
-            self._train("ResDexBase", self.out / run_name, self.cfg["base_timesteps"],
-                        {"object_set": set_name, "objects": [name]}, None)  # fmt: skip
+            trained = self._train("ResDexBase", self.out / run_name, self.cfg["base_timesteps"],
+                                  {"object_set": set_name, "objects": [name]}, None)  # fmt: skip
+            reused = reused and trained.get("reused", False)
             result = evaluate_run(self.out / run_name, "train", self.cfg["base_eval_trials"], self.data_dir,
                                   only=[name])  # fmt: skip
             tried.append({"run": run_name, "object": name, "success": result.mean_success})
@@ -170,7 +174,7 @@ class Pipeline:
             if result.mean_success >= self.cfg["base_success_threshold"]:
                 break
         best = max(tried, key=lambda t: t["success"])
-        return {**best, "attempts": tried}
+        return {**best, "attempts": tried, "reused": reused}
 
     def _train(self, env: str, run: Path, timesteps: int, env_kwargs: dict[str, Any], init: Path | None,
                preset: str | None = None) -> dict:  # fmt: skip
@@ -184,7 +188,7 @@ class Pipeline:
             run.rename(stale)
             done = 0
         if final.exists() and done >= target:
-            return {"run": str(run), "timesteps": done}
+            return {"run": str(run), "timesteps": done, "reused": True}
         if self.data_dir:
             env_kwargs = {**env_kwargs, "data_dir": self.data_dir}
         command = [sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", env, "--preset", preset or self.preset,
@@ -212,6 +216,9 @@ class Pipeline:
                    "--rounds", str(budget["rounds"])]  # fmt: skip
         if self.data_dir:
             command += ["--data-dir", self.data_dir]
+        progress = run / "progress.json"
+        if progress.exists() and json.loads(progress.read_text()).get("rounds_done", 0) >= budget["rounds"]:
+            return {"run": str(run), "reused": True}
         print("[pipeline] " + " ".join(command))
         subprocess.run(command, check=True)
         return {"run": str(run)}

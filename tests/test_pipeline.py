@@ -140,5 +140,9 @@ def test_stage_time_adds_up_over_failed_attempts_and_restarts_for_new_inputs(tmp
     assert pipeline.status["stage"]["seconds"] >= 50.0  # the failed attempt counts
     pipeline._timed("stage", lambda *_: "again", "other input")  # done before, other inputs: a fresh count
     assert pipeline.status["stage"]["seconds"] < 50.0 and pipeline.status["stage"]["result"] == "again"
+    pipeline.status["stage"]["seconds"] = 70.0
+    # other inputs, but the stage finds its output complete (another stage's budget changed): its time stays
+    assert pipeline._timed("stage", lambda *_: {"reused": True}, "third input") == {"reused": True}
+    assert pipeline.status["stage"]["seconds"] == 70.0
     saved = json.loads((pipeline.out / "pipeline.json").read_text())
-    assert saved["stage"]["status"] == "done"
+    assert saved["stage"]["status"] == "done" and saved["stage"]["seconds"] == 70.0

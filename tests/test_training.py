@@ -64,7 +64,9 @@ def test_batched_bootstrap_matches_sb3_loop():
     np.testing.assert_allclose(batched[1], plain[1], rtol=1e-5, atol=1e-5)
 
 
-def test_update_threads_switches_torch_threads_around_the_update():
+def test_update_threads_switches_around_the_update_and_keeps_the_faster_count():
+    import time
+
     import torch as th
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -79,23 +81,38 @@ def test_update_threads_switches_torch_threads_around_the_update():
             self.seen.add(th.get_num_threads())
             return True
 
-    env = make_vec_env("ResDexBase", 4, primitive_objects(), seed=0, num_threads=1)
-    model = PPO("MlpPolicy", env, n_steps=8, batch_size=16, n_epochs=1, seed=0, device="cpu",
-                policy_kwargs=dict(net_arch=[16]))  # fmt: skip
-    in_update: list[int] = []
-    train = model.train
-    model.train = lambda: (in_update.append(th.get_num_threads()), train())[1]
+    def run(callback: UpdateThreads, slow_threads: int | None, iterations: int) -> tuple[list[int], set[int]]:
+        env = make_vec_env("ResDexBase", 4, primitive_objects(), seed=0, num_threads=1)
+        model = PPO("MlpPolicy", env, n_steps=8, batch_size=16, n_epochs=1, seed=0, device="cpu",
+                    policy_kwargs=dict(net_arch=[16]))  # fmt: skip
+        in_update: list[int] = []
+        train = model.train
+
+        def timed_train() -> None:
+            in_update.append(th.get_num_threads())
+            if th.get_num_threads() == slow_threads:  # a busy machine, as far as the probe can tell
+                time.sleep(0.2)
+            train()
+
+        model.train = timed_train
+        rollout = RolloutThreads()
+        model.learn(32 * iterations, callback=[callback, rollout])
+        assert th.get_num_threads() == 1  # restored once training ends
+        return in_update, rollout.seen
+
     previous = th.get_num_threads()
     th.set_num_threads(1)
     try:
-        rollout = RolloutThreads()
-        model.learn(64, callback=[UpdateThreads(2), rollout])
-        assert in_update == [2] * 2 and rollout.seen == {1}
-        assert th.get_num_threads() == 1  # restored once training ends
+        assert run(UpdateThreads(2, probe_every=0), None, 2) == ([2, 2], {1})
+        # probes 1 then 2 threads, finds 2 slower, keeps 1 until the next probe; a fast 2 is kept
+        assert run(UpdateThreads(2, probe_every=4), 2, 6) == ([1, 2, 1, 1, 1, 2], {1})
+        assert run(UpdateThreads(2, probe_every=4), 1, 4)[0] == [1, 2, 2, 2]
     finally:
         th.set_num_threads(previous)
     with pytest.raises(ValueError, match="update_threads"):
         UpdateThreads(-1)
+    with pytest.raises(ValueError, match="probe_every"):
+        UpdateThreads(2, probe_every=-1)
 
 
 def test_confidence_interval_and_per_object_means():
