@@ -49,7 +49,6 @@ def ppo_rate(n_envs: int, timesteps: int, update_threads: bool) -> float:
     model.learn(n_envs * p["n_steps"], callback=callbacks)  # warm-up iteration
     began = time.perf_counter()
     model.learn(timesteps, callback=callbacks, reset_num_timesteps=False)
-    torch.set_num_threads(1)
     return timesteps / (time.perf_counter() - began)
 
 

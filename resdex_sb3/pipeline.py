@@ -89,8 +89,8 @@ class Pipeline:
         try:
             result = fn(*args)
         except BaseException as err:  # Ctrl-C too: its time counts toward the next attempt
-            self._record(stage, status="failed", error=repr(err), seconds=round(spent_before + time.perf_counter()
-                                                                               - began, 1))  # fmt: skip
+            elapsed = spent_before + time.perf_counter() - began
+            self._record(stage, status="failed", error=repr(err), seconds=round(elapsed, 1))
             raise
         seconds = spent_before + time.perf_counter() - began
         if isinstance(result, dict) and result.get("reused") and previous.get("status") == "done":
@@ -123,8 +123,9 @@ class Pipeline:
             preset = self.preset if base_models else f"baseline-{self.preset}"  # ppo.yml's multi-task baseline
             self._timed(stage1, self._train, "ResDexHyper", self.out / stage1, self.cfg["stage1_timesteps"],
                         {**kwargs, "reward_mode": "stage1"}, None, preset)  # fmt: skip
+            init = self.out / stage1 / "ResDexHyper-v0.zip"  # stage 2 starts from stage 1 (the reference forgot to)
             self._timed(stage2, self._train, "ResDexHyper", self.out / stage2, self.cfg["stage2_timesteps"],
-                        {**kwargs, "reward_mode": "stage2"}, self.out / stage1 / "ResDexHyper-v0.zip", preset)  # fmt: skip
+                        {**kwargs, "reward_mode": "stage2"}, init, preset)  # fmt: skip
         students = []
         for mode in VISION_MODES:  # DAgger of the method's final hyper-policy into a point-cloud student
             students.append(f"vision-{mode}")
@@ -191,9 +192,9 @@ class Pipeline:
             return {"run": str(run), "timesteps": done, "reused": True}
         if self.data_dir:
             env_kwargs = {**env_kwargs, "data_dir": self.data_dir}
-        command = [sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", env, "--preset", preset or self.preset,
-                   "--run-dir", str(run), "--seed", str(self.seed), "-tb", str(run / "tb"),
-                   "--env-kwargs", *[f"{k}:{v!r}" for k, v in env_kwargs.items()]]  # fmt: skip
+        command = [sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", env,
+                   "--preset", preset or self.preset, "--run-dir", str(run), "--seed", str(self.seed),
+                   "-tb", str(run / "tb"), "--env-kwargs", *[f"{k}:{v!r}" for k, v in env_kwargs.items()]]  # fmt: skip
         if done:  # shipped runs keep only the final model (checkpoint.zip is not committed): continue from it
             latest = run / "checkpoint.zip" if (run / "checkpoint.zip").exists() else final
             command += ["-i", str(latest)]
