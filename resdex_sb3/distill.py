@@ -59,6 +59,15 @@ DISTILL_KEYS = {"n_envs", "rounds", "steps_per_round", "buffer_steps", "n_epochs
 STUDENT_POLICY = "resdex_sb3.policies.VisionStudentPolicy"
 EVAL_SEED = 20_000  # the split evaluation's env seeds (SplitSuccessEval's); `evaluate` uses its own
 SUCCESS_WINDOW = 200  # finished training episodes averaged into charts/success_rate
+PROGRESS_FILE = "progress.json"
+
+
+def finished_rounds(out: Path) -> int:
+    """DAgger rounds of the run folder ``out`` whose student is saved (0 while there is no saved student)."""
+    progress = out / PROGRESS_FILE
+    if not (out / f"{ENV_ID}.zip").exists() or not progress.exists():
+        return 0
+    return int(json.loads(progress.read_text()).get("rounds_done", 0))
 
 
 def load_distill_preset(preset: str, path: Path = CONFIG) -> dict[str, Any]:
@@ -162,11 +171,10 @@ class Distillation:
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
         config = self.config()
         budget = config["distill"]
-        progress_path = self.out / "progress.json"
-        if self.student_path.exists() and progress_path.exists():
-            if json.loads(progress_path.read_text()).get("rounds_done", 0) >= budget["rounds"]:
-                print(f"[distill] {self.out}: finished ({budget['rounds']} rounds), nothing to do")
-                return self.student_path
+        progress_path = self.out / PROGRESS_FILE
+        if finished_rounds(self.out) >= budget["rounds"]:
+            print(f"[distill] {self.out}: finished ({budget['rounds']} rounds), nothing to do")
+            return self.student_path
         self._write_config(config)
         expert_root = resolve(config["expert"], self.out)
         objset = load_object_set(config["env_kwargs"]["object_set"], config["env_kwargs"].get("data_dir"))

@@ -25,7 +25,7 @@ import yaml
 
 from envs.objects.store import atomic_write_bytes, atomic_write_json
 from envs.vision import CLOUD_MODES as VISION_MODES
-from resdex_sb3.distill import load_distill_preset
+from resdex_sb3.distill import finished_rounds, load_distill_preset
 
 CONFIG = Path(__file__).resolve().parents[1] / "zoo_configs" / "pipeline.yml"
 SPLITS = ("train", "unseen_obj", "unseen_cat")
@@ -217,8 +217,7 @@ class Pipeline:
                    "--rounds", str(budget["rounds"])]  # fmt: skip
         if self.data_dir:
             command += ["--data-dir", self.data_dir]
-        progress = run / "progress.json"
-        if progress.exists() and json.loads(progress.read_text()).get("rounds_done", 0) >= budget["rounds"]:
+        if finished_rounds(run) >= budget["rounds"]:
             return {"run": str(run), "reused": True}
         print("[pipeline] " + " ".join(command))
         subprocess.run(command, check=True)
