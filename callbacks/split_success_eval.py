@@ -1,47 +1,132 @@
-"""Periodic success evaluation on every split, with the evaluation protocol of ``resdex_sb3.evaluate``."""
+"""Periodic evaluation on every split with the protocol of ``resdex_sb3.evaluation``, the run's best checkpoint,
+and an optional early stop once the policy passes a gate."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from callbacks.atomic_checkpoint import atomic_save_model, atomic_save_vecnormalize
+from envs.objects.spec import ObjectSpec
+from envs.objects.store import atomic_write_json
+from resdex_sb3.evaluation import METRICS, SplitResult, per_object, run_episodes
+from resdex_sb3.run_folder import BEST_DIR, BEST_INFO, BEST_MODEL, STATS_FILE, best_info
+
+#: Split name meaning "exactly the objects the run trains on" (its ``objects``, else its split).
+OWN_SPLIT = "own"
+#: Written to the run folder when training stopped because the policy passed ``stop_at``.
+GATE_FILE = "gate.json"
+#: Env seeds of every periodic evaluation (``seed + env index``): every evaluation starts from the same poses.
+EVAL_SEED = 20_000
+
+
+def spread_over_categories(objects: Sequence[ObjectSpec], limit: int) -> list[ObjectSpec]:
+    """At most ``limit`` of ``objects``, taken round-robin over their categories (categories sorted by name,
+    objects of a category in their given order), so that a capped evaluation still sees every category it can;
+    returned in their given order. Deterministic."""
+    members: dict[str, list[str]] = defaultdict(list)
+    for obj in objects:
+        members[obj.category].append(obj.name)
+    # round r takes the r-th object of every category: rank by (round, category)
+    rank = {name: (depth, c) for c, cat in enumerate(sorted(members)) for depth, name in enumerate(members[cat])}
+    keep = set(sorted(rank, key=rank.__getitem__)[:limit])
+    return [o for o in objects if o.name in keep]
+
 
 class SplitSuccessEval(BaseCallback):
     """Every ``eval_freq`` env steps, run ``trials`` deterministic episodes per object of each split.
 
-    Logs ``eval/success_<split>`` and ``eval/held_<split>``. The experiment manager supplies ``make_env``
-    (split -> un-normalised VecEnv with one block of ``trials`` envs per object); the training env's
-    normalisation statistics are copied in before each evaluation.
+    Logs ``eval/sustained_<split>``, ``eval/success_<split>`` and ``eval/held_<split>`` (see
+    ``resdex_sb3.evaluation``). The experiment manager supplies ``make_env`` ((split, trials, max_objects) ->
+    un-normalised VecEnv with one block of ``trials`` envs per object, built with ``random_initial_progress``
+    off), and ``run_dir`` / ``env_id``; the training env's normalisation statistics are copied in before each
+    evaluation. The first split decides the best checkpoint and the gate:
+
+    - best checkpoint, like SB3's ``EvalCallback`` ``best_model``: when an evaluation's mean sustained success is
+      strictly higher than every earlier one (the first evaluation always is), ``<run>/best/best_model.zip`` and
+      ``<run>/best/<env id>/vecnormalize.pkl`` (where rl-zoo's ``-i <run>/best/best_model.zip`` reads its stats)
+      are written, then ``<run>/best/best.json`` ``{num_timesteps, metric, split, sustained, success, held}``. A
+      continued run (one that starts with steps done) reads ``best.json`` back (when it was kept on the same first
+      split), so it only replaces a better best; a fresh run drops the ``best.json`` and ``gate.json`` an earlier
+      run may have left in its folder;
+    - gate: with ``stop_at``, once every listed mean reaches its bound training stops (``_on_step`` returns False)
+      and ``<run>/gate.json`` ``{passed: true, num_timesteps, split, stop_at, sustained, success, held}`` is
+      written.
+
+    When training ends more than ``eval_freq / 2`` steps after the last evaluation, a last one runs, so that the
+    final policy competes for the best checkpoint too; a shorter gap is not worth a whole evaluation.
 
     :param eval_freq: env steps (summed over envs) between evaluations.
-    :param splits: splits to evaluate.
+    :param splits: splits to evaluate: ``train``, ``unseen_obj``, ``unseen_cat`` or ``own`` (the objects the run
+        trains on, e.g. a base policy's one object); the first decides the best checkpoint and the gate.
     :param trials: episodes per object.
-    :param max_objects: evaluate at most this many objects per split (the first ones), to bound the cost.
-    :param verbose: SB3 verbosity.
+    :param max_objects: evaluate at most this many objects per split, spread over its categories
+        (``spread_over_categories``), to bound the cost.
+    :param stop_at: stop training once the first split's means reach all these bounds (keys among ``sustained``,
+        ``success``, ``held``), e.g. ``{"success": 0.9, "held": 0.8}``; None trains to the end.
+    :param run_dir: run folder for ``best/`` and ``gate.json``; set by the experiment manager when None; without
+        one nothing is saved.
+    :param env_id: gym id, naming the statistics sub-folder as rl-zoo does; set by the experiment manager when None.
+    :param verbose: SB3 verbosity (1: print each evaluation and each new best).
     """
 
     def __init__(self, eval_freq: int, splits: Sequence[str] = ("train", "unseen_obj", "unseen_cat"),
-                 trials: int = 4, max_objects: int = 64, verbose: int = 0) -> None:  # fmt: skip
+                 trials: int = 4, max_objects: int = 64, stop_at: dict[str, float] | None = None,
+                 run_dir: str | Path | None = None, env_id: str | None = None, verbose: int = 0) -> None:  # fmt: skip
         super().__init__(verbose)
+        if not splits:
+            raise ValueError("SplitSuccessEval needs at least one split")
+        unknown = sorted(set(stop_at or {}) - set(METRICS))
+        if unknown:
+            raise ValueError(f"stop_at has unknown metric(s) {unknown}; known: {list(METRICS)}")
         self.eval_freq, self.splits, self.trials, self.max_objects = eval_freq, tuple(splits), trials, max_objects
+        self.stop_at = dict(stop_at or {})
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.env_id = env_id
         self.make_env: Callable[[str, int, int], VecEnv] | None = None
         self._envs: dict[str, VecEnv] = {}
         self._last = 0
-        self.last_results: dict[str, Any] = {}
+        self.last_results: dict[str, SplitResult] = {}
+        #: best mean sustained success on the first split so far (restored from ``best.json`` on a continued run)
+        self.best_sustained = -np.inf
+        #: whether training stopped at the gate
+        self.passed = False
+
+    def _on_training_start(self) -> None:
+        self._last = self.num_timesteps  # a continued run, like a fresh one, first evaluates eval_freq steps in
+        if self.run_dir is None:
+            return
+        if self.env_id is None:
+            raise ValueError("SplitSuccessEval has a run_dir but no env_id to name the statistics folder")
+        if self.num_timesteps == 0:  # a fresh run: what an earlier run left in this folder is not about this one
+            (self.run_dir / BEST_DIR / BEST_INFO).unlink(missing_ok=True)
+            (self.run_dir / GATE_FILE).unlink(missing_ok=True)
+            return
+        best = best_info(self.run_dir)
+        if best is not None and best.get("metric") == "sustained" and best.get("split") == self.splits[0]:
+            self.best_sustained = float(best["sustained"])
 
     def _on_step(self) -> bool:
-        if self.make_env is not None and self.num_timesteps - self._last >= self.eval_freq:
-            self._last = self.num_timesteps
-            self.evaluate()
-        return True
+        if self.make_env is None or self.num_timesteps - self._last < self.eval_freq:
+            return True
+        return self._evaluate_and_judge()
 
-    def evaluate(self) -> dict[str, Any]:
-        from resdex_sb3.evaluation import per_object, run_episodes
+    def _on_training_end(self) -> None:
+        if self.make_env is not None and self.num_timesteps - self._last > self.eval_freq / 2:
+            self._evaluate_and_judge()
+            self.logger.dump(self.num_timesteps)  # SB3 dumps only inside its training loop, which has ended
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
 
+    def evaluate(self) -> dict[str, SplitResult]:
+        """Evaluate every split with the policy's current normalisation; log and return the results."""
         assert self.make_env is not None, "the experiment manager sets make_env"
         train_norm = self.model.get_vec_normalize_env()
         for split in self.splits:
@@ -49,17 +134,58 @@ class SplitSuccessEval(BaseCallback):
             if isinstance(env, VecNormalize) and train_norm is not None:
                 env.obs_rms, env.clip_obs = train_norm.obs_rms.copy(), train_norm.clip_obs
             length = env.get_attr("config")[0].episode_length
-
-            def act(obs: np.ndarray) -> np.ndarray:
-                return self.model.predict(obs, deterministic=True)[0]
-
-            success, held = run_episodes(env, act, length)
-            names = [o.name for o in env.get_attr("objects")]
-            result = per_object(names, success, held, self.trials)
-            self.logger.record(f"eval/success_{split}", result.mean_success)
-            self.logger.record(f"eval/held_{split}", result.mean_held)
+            outcomes = run_episodes(env, self._act, length, seed=EVAL_SEED)
+            result = per_object([o.name for o in env.get_attr("objects")], *outcomes, self.trials)
+            for metric in METRICS:
+                self.logger.record(f"eval/{metric}_{split}", getattr(result, f"mean_{metric}"))
             self.last_results[split] = result
+            if self.verbose:
+                print(f"eval at {self.num_timesteps} steps, {split}: "
+                      + ", ".join(f"{m} {100 * getattr(result, f'mean_{m}'):.1f} %" for m in METRICS))  # fmt: skip
         return self.last_results
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        return self.model.predict(obs, deterministic=True)[0]
+
+    def _evaluate_and_judge(self) -> bool:
+        """Evaluate, keep the best checkpoint, and return False once the gate is passed."""
+        self._last = self.num_timesteps
+        first = self.evaluate()[self.splits[0]]
+        scores = {m: getattr(first, f"mean_{m}") for m in METRICS}
+        if scores["sustained"] > self.best_sustained:
+            self.best_sustained = scores["sustained"]
+            if self.run_dir is not None:
+                self._save_best(scores)
+        if self.stop_at and all(scores[m] >= bound for m, bound in self.stop_at.items()):
+            self.passed = True
+            if self.run_dir is not None:
+                atomic_write_json(self.run_dir / GATE_FILE, {"passed": True, "num_timesteps": int(self.num_timesteps),
+                                                             "split": self.splits[0], "stop_at": self.stop_at,
+                                                             **scores})  # fmt: skip
+            if self.verbose:
+                print(f"gate {self.stop_at} passed at {self.num_timesteps} steps: training stops")
+            return False
+        return True
+
+    def _save_best(self, scores: dict[str, float]) -> None:
+        assert self.run_dir is not None and self.env_id is not None
+        folder = self.run_dir / BEST_DIR
+        info = folder / BEST_INFO
+        # best.json goes first and comes back last: meanwhile readers use the final model instead of a new model
+        # with old statistics (run_folder.load_run only trusts best/ while best.json exists)
+        info.unlink(missing_ok=True)
+        atomic_save_model(self.model, folder / BEST_MODEL)
+        stats = folder / self.env_id / STATS_FILE
+        vec_normalize = self.model.get_vec_normalize_env()
+        if vec_normalize is not None:
+            atomic_save_vecnormalize(vec_normalize, stats)
+        else:
+            stats.unlink(missing_ok=True)  # an earlier run's statistics would be applied to this model
+        atomic_write_json(info, {"num_timesteps": int(self.num_timesteps), "metric": "sustained",
+                                 "split": self.splits[0], **scores})  # fmt: skip
+        if self.verbose:
+            print(f"new best at {self.num_timesteps} steps: sustained {100 * scores['sustained']:.1f} % on "
+                  f"{self.splits[0]} -> {folder / BEST_MODEL}")  # fmt: skip
 
     def _env(self, split: str) -> VecEnv:
         if split not in self._envs:
@@ -69,8 +195,3 @@ class SplitSuccessEval(BaseCallback):
                 env = VecNormalize(env, training=False, norm_reward=False)
             self._envs[split] = env
         return self._envs[split]
-
-    def _on_training_end(self) -> None:
-        for env in self._envs.values():
-            env.close()
-        self._envs.clear()

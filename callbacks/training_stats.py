@@ -1,4 +1,5 @@
-"""Tensorboard scalars from the batched env: success, held, every reward term, mixing entropy, residual norm."""
+"""Tensorboard scalars from the batched env: sustained, success, held, every reward term, mixing entropy, residual
+norm."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ def find_wrapper_with(env: VecEnv, attribute: str) -> VecEnv | None:
 class TrainingStats(BaseCallback):
     """Log, once per rollout, what finished episodes reported and what the mixture did.
 
-    Scalars: ``charts/success_rate`` (any time), ``charts/held_rate`` (at the end), ``rewards/<term>`` (episode
-    sums), and with a residual-MoE composer ``charts/mixing_entropy`` and ``charts/residual_norm``.
+    Scalars: ``charts/sustained_rate`` (``sustain_steps`` consecutive steps at the goal), ``charts/success_rate``
+    (any time), ``charts/held_rate`` (at the end), ``rewards/<term>`` (episode sums), and with a residual-MoE
+    composer ``charts/mixing_entropy`` and ``charts/residual_norm``.
 
     :param verbose: SB3 verbosity.
     """
@@ -42,6 +44,7 @@ class TrainingStats(BaseCallback):
         for i in np.flatnonzero(dones):
             info = infos[i]
             if "is_success" in info:
+                self._outcomes["charts/sustained_rate"].append(float(info.get("is_sustained", False)))
                 self._outcomes["charts/success_rate"].append(float(info["is_success"]))
                 self._outcomes["charts/held_rate"].append(float(info.get("is_held", False)))
             for term, value in info.get("reward_terms", {}).items():

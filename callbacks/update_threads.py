@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
@@ -21,9 +22,12 @@ class UpdateThreads(BaseCallback):
     :param update_threads: torch threads to try for the update; 0 means every core of the machine.
     :param probe_every: updates between two timing probes; 0 skips probing and always uses ``update_threads``.
     :param verbose: SB3 verbosity.
+    :param clock: seconds from an arbitrary origin that the probes are timed with (only differences are used);
+        ``time.perf_counter`` by default. Injectable so that tests can drive the choice without real timing.
     """
 
-    def __init__(self, update_threads: int = 0, probe_every: int = 50, verbose: int = 0) -> None:
+    def __init__(self, update_threads: int = 0, probe_every: int = 50, verbose: int = 0,
+                 clock: Callable[[], float] = time.perf_counter) -> None:  # fmt: skip
         super().__init__(verbose)
         if update_threads < 0:
             raise ValueError(f"update_threads must be >= 0 (0 = all cores), got {update_threads}")
@@ -31,6 +35,7 @@ class UpdateThreads(BaseCallback):
             raise ValueError(f"probe_every must be >= 0 (0 = no probing), got {probe_every}")
         self.update_threads = update_threads or (os.cpu_count() or 1)
         self.probe_every = probe_every
+        self.clock = clock
         self.rollout_threads = th.get_num_threads()
         self.chosen = self.update_threads
         self.updates = 0
@@ -49,12 +54,12 @@ class UpdateThreads(BaseCallback):
         else:
             threads = self.chosen
         th.set_num_threads(threads)
-        self._began = time.perf_counter()
+        self._began = self.clock()
 
     def _on_rollout_start(self) -> None:
         if self._began is not None:
             if self._probing():
-                self._probe_seconds[th.get_num_threads()] = time.perf_counter() - self._began
+                self._probe_seconds[th.get_num_threads()] = self.clock() - self._began
                 if len(self._probe_seconds) == 2 or self.rollout_threads == self.update_threads:
                     self.chosen = min(self._probe_seconds, key=self._probe_seconds.__getitem__)
                     self._probe_seconds = {}

@@ -18,7 +18,8 @@ class SceneConfig:
     :param root_force_per_action: N per unit of actions[0:3] (reference 833.3).
     :param root_torque_per_action: N m per unit of actions[3:6] (reference 1.667).
     :param root_damping_per_mass: the reference's 100/s linear and angular damping.
-    :param root_force_limit: cap on the root servo force, N; bounds how hard the hand can press on an object.
+    :param root_force_limit: cap on the norm of the root servo force, N (applied by the task, the same at every
+        start yaw); bounds how hard the hand can press on an object.
     :param root_torque_limit: cap on the root servo torque, N m.
 :param object_solimp: MuJoCo solimp of the object's contacts (it takes priority over the other geom's).
     :param primitive_slots: primitive geom slots on the object body.
@@ -45,7 +46,7 @@ class SceneConfig:
 
 
 OBS_MODES = ("base", "hyper")
-REWARD_MODES = ("base", "stage1", "stage2")
+REWARD_MODES = ("base", "stage1", "stage2", "stage2_hold")
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,18 @@ class TaskConfig:
 
     :param obs_mode: ``base`` (proprioception, object position, previous action) or ``hyper`` (adds object
         rotation, velocities and a shape-code slot).
-    :param reward_mode: ``base`` (distance shaping + proposal), ``stage1`` (hyper-policy, proposal term) or
-        ``stage2`` (loosened: no proposal, gated terms).
+    :param reward_mode: ``base`` (distance shaping + proposal), ``stage1`` (hyper-policy, proposal term),
+        ``stage2`` (the paper's loosened reward: no proposal, gated terms) or ``stage2_hold`` (ours: stage 2 plus a
+        term for keeping the object still inside the goal sphere; see ``envs.rewards``).
     :param episode_length: control steps per episode (200 = 3.33 s at 60 Hz).
     :param success_tolerance: goal distance counted as success, metres.
+    :param sustain_steps: consecutive steps inside the goal sphere that count as sustained success (10 steps =
+        1/6 s: longer than a fly-through at lifting speed, which crosses the 10 cm sphere in 2-5 steps).
     :param shape_code_dim: width of the shape-code slot in the hyper observation.
     :param shape_code_scale: factor applied to shape codes (the reference multiplies pc_feat by 0.1).
     :param repose_z: express observations in the frame of the hand's start yaw, as the reference does.
-    :param random_initial_progress: desynchronise envs on the very first reset (reference ``random_time``).
+    :param random_initial_progress: desynchronise envs on the very first reset (reference ``random_time``); on in
+        every training preset, off in evaluation.
     :param obs_clip: observations are clipped to +/- this.
     :param touch_scale: factor on fingertip touch forces (N) in the observation.
     :param angvel_scale: factor on object angular velocity in the observation.
@@ -73,6 +78,7 @@ class TaskConfig:
     reward_mode: str = "base"
     episode_length: int = 200
     success_tolerance: float = 0.05
+    sustain_steps: int = 10
     shape_code_dim: int = 64
     shape_code_scale: float = 0.1
     repose_z: bool = True
@@ -88,6 +94,8 @@ class TaskConfig:
             raise ValueError(f"obs_mode {self.obs_mode!r} is not one of {OBS_MODES}")
         if self.reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode {self.reward_mode!r} is not one of {REWARD_MODES}")
+        if self.sustain_steps < 1:
+            raise ValueError("sustain_steps must be at least 1")
         if self.episode_length < 1:
             raise ValueError("episode_length must be at least 1")
 

@@ -18,11 +18,16 @@ BONUS_RADIUS = 0.05
 LIFT_MARGIN = 0.003  # goal-conditioned hand-up starts 3 mm above the object's rest height
 LOOSE_LIFT_HEIGHT = 0.03  # stage 2: 3 cm above the table top
 HIGH_LIFT_HEIGHT = 0.2  # flat 0.2 hand-up reward from 20 cm above the table top
+# Ours (``stage2_hold``), not the paper's: per step inside the goal sphere, up to HOLD_WEIGHT for an object at
+# rest, halved at HOLD_SPEED. The paper's terms pay about the same for crossing the sphere fast as for staying.
+HOLD_WEIGHT = 1.0
+HOLD_SPEED = 0.1  # m/s
 
 TERMS = {
     "base": ("finger_dist", "hand_dist", "goal_hand", "hand_up", "bonus", "proposal"),
     "stage1": ("goal_hand", "hand_up", "bonus", "proposal"),
     "stage2": ("goal_hand", "hand_up", "bonus"),
+    "stage2_hold": ("goal_hand", "hand_up", "bonus", "hold"),
 }
 
 
@@ -39,6 +44,7 @@ class GraspQuantities:
     :param rest_height: (N,) object origin height above the table when resting.
     :param proposal_delta: (N,) weighted proposal distance (0 where an env has no proposal).
     :param proposal_match: (N,) bool, all three proposal thresholds met (True where no proposal).
+    :param object_speed: (N,) object linear speed, m/s (only the ``hold`` term reads it).
     """
 
     object_pos: np.ndarray
@@ -50,10 +56,11 @@ class GraspQuantities:
     rest_height: np.ndarray
     proposal_delta: np.ndarray
     proposal_match: np.ndarray
+    object_speed: np.ndarray | None = None
 
 
 def reward_terms(mode: str, q: GraspQuantities) -> dict[str, np.ndarray]:
-    """The reward terms of ``mode`` (``base``, ``stage1`` or ``stage2``); the reward is their sum."""
+    """The reward terms of ``mode`` (``base``, ``stage1``, ``stage2`` or ``stage2_hold``); the reward is their sum."""
     goal_dist = np.linalg.norm(q.goal - q.object_pos, axis=-1)
     hand_dist = np.minimum(np.linalg.norm(q.object_pos - q.hand_point, axis=-1), HAND_DIST_CLIP)
     finger_dist = np.minimum(
@@ -73,11 +80,15 @@ def reward_terms(mode: str, q: GraspQuantities) -> dict[str, np.ndarray]:
         terms["proposal"] = -0.5 * q.proposal_delta
         if mode == "base":
             terms = {"finger_dist": -0.5 * finger_dist, "hand_dist": -1.0 * hand_dist, **terms}
-    elif mode == "stage2":
+    elif mode in ("stage2", "stage2_hold"):
         lifted = height >= q.table_height + LOOSE_LIFT_HEIGHT
         terms["goal_hand"] = np.where(near, 0.9 - 2.0 * goal_dist, 0.0)
         terms["hand_up"] = np.where(near & high, 0.2, np.where(near & lifted, 0.1 + 0.1 * q.lift_action, 0.0))
         terms["bonus"] = np.where(near, bonus, 0.0)
+        if mode == "stage2_hold":
+            if q.object_speed is None:
+                raise ValueError("the stage2_hold reward needs object_speed")
+            terms["hold"] = np.where(near & in_bonus, HOLD_WEIGHT / (1.0 + q.object_speed / HOLD_SPEED), 0.0)
     else:
         raise ValueError(f"unknown reward mode {mode!r}; expected one of {tuple(TERMS)}")
     return terms

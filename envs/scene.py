@@ -65,7 +65,7 @@ def _base_xml(cfg: SceneConfig) -> str:
     return f"""
 <mujoco model="resdex_grasp">
   <compiler angle="radian" meshdir="{a}/stls" autolimits="true"/>
-  <option timestep="{cfg.timestep!r}" iterations="{cfg.solver_iterations}" integrator="implicitfast"/>
+  <option timestep="{cfg.timestep!r}" iterations="{cfg.solver_iterations}" integrator="implicitfast" cone="elliptic"/>
   <include file="{a}/shared.xml"/>
   <asset><include file="{a}/shared_asset.xml"/></asset>
   <visual><global offwidth="1280" offheight="960"/></visual>
@@ -198,17 +198,20 @@ def _set_gravity_compensation(spec: mujoco.MjSpec) -> None:
 def _add_root_actuators(spec: mujoco.MjSpec, cfg: SceneConfig, effective_mass: np.ndarray) -> None:
     """The reference drives the palm with a world wrench against 100/s linear and angular damping, which is a
     velocity servo: force = gain * action - (100 * mass) * velocity. We build exactly that as a `general`
-    actuator per root joint and cap its force, so a blocked hand pushes with at most ``root_force_limit``."""
+    actuator per root joint. The rotational ones cap their torque per hinge; the linear force is capped on its
+    norm by the task (``GraspTask._apply_actions``): a per-axis cap on the world-axis slides would make the
+    physics depend on the start yaw."""
     for i, name in enumerate(ROOT_JOINTS):
         linear = i < 3
         gain = cfg.root_force_per_action if linear else cfg.root_torque_per_action
-        limit = cfg.root_force_limit if linear else cfg.root_torque_limit
         damping = cfg.root_damping_per_mass * effective_mass[i]
+        limits = (dict(ctrllimited=0, forcelimited=0) if linear else
+                  dict(ctrlrange=[-2.0, 2.0], ctrllimited=1, forcerange=[-cfg.root_torque_limit, cfg.root_torque_limit],
+                       forcelimited=1))  # fmt: skip
         spec.add_actuator(
             name=f"act_{name}", target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT,
             gaintype=mujoco.mjtGain.mjGAIN_FIXED, gainprm=[gain] + [0] * 9,
-            biastype=mujoco.mjtBias.mjBIAS_AFFINE, biasprm=[0, 0, -damping] + [0] * 7,
-            ctrlrange=[-2.0, 2.0], ctrllimited=1, forcerange=[-limit, limit], forcelimited=1,
+            biastype=mujoco.mjtBias.mjBIAS_AFFINE, biasprm=[0, 0, -damping] + [0] * 7, **limits,
         )
 
 

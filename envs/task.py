@@ -2,6 +2,11 @@
 
 Everything is vectorised over envs; the only per-env Python work is drawing each reset env's random start
 from its own generator, so that a batch of N envs seeded s, s+1, ... equals N single envs with those seeds.
+
+Each reset draws one of the object's grasp proposals at random (the reference's ``random_prior``): the hand
+starts yawed like that grasp and the stage-1 reward pulls towards it. Success is counted three ways: any time
+within the goal sphere (the paper's), sustained (inside it for ``sustain_steps`` consecutive steps) and held
+(inside it on the last step).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class StepResult:
     done: np.ndarray
     terminal_obs: np.ndarray
     is_success: np.ndarray
+    is_sustained: np.ndarray
     is_held: np.ndarray
     physics_reset: np.ndarray
     episode_return: np.ndarray
@@ -56,7 +62,8 @@ class GraspTask:
     :param scene: a built scene to share (built from ``scene_config`` when omitted).
     :param scene_config: scene settings when ``scene`` is omitted.
     :param shape_codes: object name -> shape code (``shape_code_dim`` floats) for the hyper observation.
-    :param proposals: object name -> grasp proposal for the proposal reward and the start yaw.
+    :param proposals: object name -> its grasp proposals (a list, or one proposal); every reset draws one of
+        them for the start yaw and the proposal reward. Objects without any start unyawed and get no proposal term.
     :param num_threads: physics threads (0: all CPUs).
     :param autoreset: reset finished envs inside ``step`` (VecEnv semantics) or leave them to ``reset``.
     """
@@ -68,7 +75,7 @@ class GraspTask:
         scene: Scene | None = None,
         scene_config: SceneConfig | None = None,
         shape_codes: Mapping[str, np.ndarray] | None = None,
-        proposals: Mapping[str, GraspProposal] | None = None,
+        proposals: Mapping[str, ProposalEntry] | None = None,
         num_threads: int = 0,
         autoreset: bool = True,
     ) -> None:
@@ -85,16 +92,25 @@ class GraspTask:
         self.obs_dim = observation_dim(cfg)
         self.rest_height = np.array([self.scene.rest_height(o) for o in objects])
         self.shape_codes = _shape_code_table(objects, shape_codes or {}, cfg.shape_code_dim)
-        (self.has_proposal, self.proposal_point, self.proposal_quat,
-         self.proposal_qpos) = _proposal_table(objects, proposals or {})  # fmt: skip
+        self._proposal_bank = _ProposalBank(objects, proposals or {})
+        self.has_proposal = self._proposal_bank.count > 0
+        self.proposal_point = np.zeros((n, 3))
+        self.proposal_quat = np.tile([1.0, 0.0, 0.0, 0.0], (n, 1))
+        self.proposal_qpos = np.zeros((n, len(HAND_JOINTS)))
+        self.proposal_index = np.zeros(n, dtype=np.int64)
         self._joint_mid = 0.5 * (self.layout.hand_joint_high + self.layout.hand_joint_low)
         self._joint_half = 0.5 * (self.layout.hand_joint_high - self.layout.hand_joint_low)
         self._start_palm_quat = self._read_start_palm_quat()
+        root_lin = self.layout.root_ctrl[0:3]
+        self._force_gain = self.scene.model.actuator_gainprm[root_lin, 0].copy()
+        self._force_bias = self.scene.model.actuator_biasprm[root_lin, 2].copy()  # -damping: force += bias * vel
         # per-env state
         self.progress = np.zeros(n, dtype=np.int64)
         self.prev_action = np.zeros((n, ACTION_DIM))
         self.hand_yaw = np.zeros(n)
         self.success = np.zeros(n, dtype=bool)
+        self.sustained = np.zeros(n, dtype=bool)
+        self.goal_streak = np.zeros(n, dtype=np.int64)
         self.episode_return = np.zeros(n)
         self.episode_terms = np.zeros((n, len(self.term_names)))
         self.physics_resets = np.zeros(n, dtype=np.int64)
@@ -124,8 +140,10 @@ class GraspTask:
         if len(ids) == 0:
             return
         lay, scfg = self.layout, self.scene.config
-        draws = np.array([self._rngs[i].uniform(-np.pi, np.pi) for i in ids])
-        object_yaw = draws
+        object_yaw = np.array([self._rngs[i].uniform(-np.pi, np.pi) for i in ids])
+        counts = self._proposal_bank.count[ids]
+        picks = np.array([self._rngs[i].integers(c) if c else 0 for i, c in zip(ids, counts)], dtype=np.int64)
+        self._select_proposals(ids, picks)
         hand_yaw = object_yaw + self._proposal_yaw(ids)
         qpos = np.tile(self.scene.model.qpos0, (len(ids), 1))
         qpos[:, lay.root_qpos[3]] = hand_yaw
@@ -137,6 +155,8 @@ class GraspTask:
         self.hand_yaw[ids] = hand_yaw if self.config.repose_z else 0.0
         self.prev_action[ids] = 0.0
         self.success[ids] = False
+        self.sustained[ids] = False
+        self.goal_streak[ids] = 0
         self.episode_return[ids] = 0.0
         self.episode_terms[ids] = 0.0
         if self._first_reset and self.config.random_initial_progress:
@@ -144,6 +164,13 @@ class GraspTask:
         else:
             self.progress[ids] = 0
         self._first_reset = False
+
+    def _select_proposals(self, ids: np.ndarray, picks: np.ndarray) -> None:
+        bank = self._proposal_bank
+        self.proposal_index[ids] = picks
+        self.proposal_point[ids] = bank.point[ids, picks]
+        self.proposal_quat[ids] = bank.quat[ids, picks]
+        self.proposal_qpos[ids] = bank.qpos[ids, picks]
 
     def _proposal_yaw(self, ids: np.ndarray) -> np.ndarray:
         """Yaw of each proposal's palm relative to the start palm orientation (0 where none)."""
@@ -182,8 +209,10 @@ class GraspTask:
         terms = self._reward_terms(act)
         reward = np.sum(list(terms.values()), axis=0)
         reward[failed] = 0.0
-        at_goal = np.linalg.norm(self.goal - self._object_pos(), axis=1) <= self.config.success_tolerance
-        self.success |= at_goal & ~failed
+        at_goal = (np.linalg.norm(self.goal - self._object_pos(), axis=1) <= self.config.success_tolerance) & ~failed
+        self.success |= at_goal
+        self.goal_streak = np.where(at_goal, self.goal_streak + 1, 0)
+        self.sustained |= self.goal_streak >= self.config.sustain_steps
         self.episode_return += reward
         self.episode_terms += np.stack([terms[t] for t in self.term_names], axis=1)
         truncated = (self.progress >= self.config.episode_length) | failed
@@ -194,7 +223,7 @@ class GraspTask:
         terminal_obs = np.where(failed[done_ids, None], prev_obs[done_ids], obs[done_ids])
         result = StepResult(
             obs=obs, reward=reward.astype(np.float32), terminated=terminated, truncated=truncated, done=done,
-            terminal_obs=terminal_obs, is_success=self.success.copy(), is_held=at_goal & ~failed,
+            terminal_obs=terminal_obs, is_success=self.success.copy(), is_sustained=self.sustained.copy(), is_held=at_goal,
             physics_reset=failed, episode_return=self.episode_return.copy(), episode_length=self.progress.copy(),
             episode_terms={t: self.episode_terms[:, j].copy() for j, t in enumerate(self.term_names)},
         )  # fmt: skip
@@ -207,11 +236,20 @@ class GraspTask:
 
     def _apply_actions(self, act: np.ndarray) -> None:
         """Root: world-frame force/torque commands (rotated back from the start-yaw frame) to the servo joints;
-        fingers: absolute targets mapped linearly onto each actuator's range."""
+        fingers: absolute targets mapped linearly onto each actuator's range.
+
+        The servo force ``gain * ctrl - damping * velocity`` is capped here on its norm (``root_force_limit``),
+        not per world axis, so the physics does not depend on the hidden start yaw. The rotational servo's caps
+        act on the Euler hinges below the yaw hinge, whose torques are the same at every start yaw."""
         lay = self.layout
         cos, sin = np.cos(self.hand_yaw), np.sin(self.hand_yaw)
         force = quat.rotate_yaw(act[:, 0:3], cos, sin)
         torque = quat.rotate_yaw(act[:, 3:6], cos, sin)
+        velocity = self.sim.qvel[:, lay.root_qvel[0:3]]
+        servo = self._force_gain * force + self._force_bias * velocity
+        norm = np.linalg.norm(servo, axis=1, keepdims=True)
+        capped = servo * np.minimum(1.0, self.scene.config.root_force_limit / np.maximum(norm, 1e-12))
+        force = (capped - self._force_bias * velocity) / self._force_gain
         # generalized torque of each root hinge = its world axis . world torque
         hinge_axes = self.sim.xaxis[:, lay.root_jnt[3:6]]
         ctrl = self.sim.ctrl
@@ -277,6 +315,7 @@ class GraspTask:
             object_pos=obj_pos, hand_point=hand_point, tip_points=self._sensor("tip_point").reshape(-1, 5, 3),
             goal=self.goal, lift_action=act[:, 2], table_height=self.scene.config.table_height,
             rest_height=self.rest_height, proposal_delta=delta, proposal_match=match,
+            object_speed=np.linalg.norm(self._sensor("object_linvel"), axis=1),
         )  # fmt: skip
         return reward_terms(cfg.reward_mode, quantities)
 
@@ -305,15 +344,22 @@ def _shape_code_table(objects: Sequence[ObjectSpec], codes: Mapping[str, np.ndar
     return table
 
 
-def _proposal_table(
-    objects: Sequence[ObjectSpec], proposals: Mapping[str, GraspProposal]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    n = len(objects)
-    has = np.zeros(n, dtype=bool)
-    point, rot, qpos = np.zeros((n, 3)), np.tile([1.0, 0, 0, 0], (n, 1)), np.zeros((n, len(HAND_JOINTS)))
-    for i, obj in enumerate(objects):
-        prop = proposals.get(obj.name)
-        if prop is not None:
-            has[i] = True
-            point[i], rot[i], qpos[i] = prop.hand_point, prop.palm_quat, prop.hand_qpos
-    return has, point, rot, qpos
+ProposalEntry = GraspProposal | Sequence[GraspProposal]
+
+
+class _ProposalBank:
+    """Every env's candidate proposals as padded arrays ``(N, P, ...)``, with ``count`` (N,) valid rows each."""
+
+    def __init__(self, objects: Sequence[ObjectSpec], proposals: Mapping[str, ProposalEntry]) -> None:
+        lists = []
+        for obj in objects:
+            entry = proposals.get(obj.name)
+            lists.append([entry] if isinstance(entry, GraspProposal) else list(entry or []))
+        n, width = len(objects), max([len(items) for items in lists] + [1])
+        self.count = np.array([len(items) for items in lists], dtype=np.int64)
+        self.point = np.zeros((n, width, 3))
+        self.quat = np.tile([1.0, 0.0, 0.0, 0.0], (n, width, 1))
+        self.qpos = np.zeros((n, width, len(HAND_JOINTS)))
+        for i, items in enumerate(lists):
+            for j, prop in enumerate(items):
+                self.point[i, j], self.quat[i, j], self.qpos[i, j] = prop.hand_point, prop.palm_quat, prop.hand_qpos

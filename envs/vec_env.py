@@ -70,6 +70,7 @@ class ResDexVecEnv(VecEnv):
                     "terminal_observation": result.terminal_obs[k],
                     "TimeLimit.truncated": bool(result.truncated[i] and not result.terminated[i]),
                     "is_success": bool(result.is_success[i]),
+                    "is_sustained": bool(result.is_sustained[i]),
                     "is_held": bool(result.is_held[i]),
                     "physics_reset": bool(result.physics_reset[i]),
                     "physics_resets": int(self.task.physics_resets[i]),

@@ -17,6 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from resdex_sb3.policies.geometry_unaware_policy import BASE_OBS_DIM
+from resdex_sb3.run_folder import load_run
 
 #: Model file a base run folder is expected to hold; other layouts fall back to a single or ``best_model`` zip.
 MODEL_FILE = "model.zip"
@@ -161,18 +162,22 @@ class ResidualMoEComposer(VecEnvWrapper):
     # ------------------------------------------------------------------ loading
     @staticmethod
     def _resolve_checkpoint(path: Path) -> tuple[Path, Path | None]:
-        """The model zip and the ``VecNormalize`` statistics (None if there are none) of one base entry."""
+        """The model zip and the ``VecNormalize`` statistics (None if there are none) of one base entry.
+
+        A ``resdex_sb3.train`` run folder (it has ``<env id>/config.yml``) is read by ``run_folder.load_run``, the
+        one owner of that layout: its best checkpoint and that checkpoint's statistics when it has one, else its
+        final model."""
         if not path.exists():
             raise FileNotFoundError(f"base policy checkpoint {path} does not exist")
+        if path.is_dir() and any(path.glob("*/config.yml")):
+            run = load_run(path)
+            return run.model_path, run.stats_path
         if path.is_dir():
             zips = sorted(path.glob("*.zip"))
             names = [z.name for z in zips]
             if not zips:
                 raise FileNotFoundError(f"base run folder {path} holds no .zip model")
-            finished_zoo_runs = [z for z in zips if (path / z.stem / "config.yml").is_file()]  # rl-zoo: <env id>.zip
-            if finished_zoo_runs:
-                model = finished_zoo_runs[0]
-            elif MODEL_FILE in names:
+            if MODEL_FILE in names:
                 model = path / MODEL_FILE
             elif len(zips) == 1:
                 model = zips[0]

@@ -15,7 +15,7 @@ The run folder (default ``runs/vision-<mode>``) reads like a training run::
     checkpoint/                    checkpoint-latest.pt (round, student, optimiser, ring buffer, random state,
                                    counters) and policy-latest.zip, written atomically every few rounds
     tb/                            tensorboard: bc/loss (MSE), dagger/online_mse, charts/success_rate (student's
-                                   own rollouts), eval/success_<split>, eval/held_<split>, time/*
+                                   own rollouts), eval/{sustained,success,held}_<split>, time/*
     progress.json                  rounds and env steps done, last evaluation, wall time
 
 Rerunning the same command continues from the checkpoint (the envs restart their episodes); a finished run is
@@ -152,7 +152,8 @@ class Distillation:
         """``eval_trials`` envs per object of the split's first ``eval_max_objects`` objects, privileged part zeroed."""
         budget = config["distill"]
         names = [o.name for o in select_objects(objset, split, None)[: budget["eval_max_objects"]]]
-        kwargs = {**config["env_kwargs"], "split": split, "objects": names, "num_threads": self.num_threads}
+        kwargs = {**config["env_kwargs"], "split": split, "objects": names, "num_threads": self.num_threads,
+                  "random_initial_progress": False}  # evaluation: every env runs one whole episode
         return build_env(ENV_ID, len(names) * budget["eval_trials"], EVAL_SEED, kwargs, object_set=objset)
 
     # ------------------------------------------------------------------ the run
@@ -271,12 +272,14 @@ class Distillation:
             if split not in eval_envs:
                 eval_envs[split] = self._eval_env(config, objset, split)
             env = eval_envs[split]
-            success, held = run_episodes(env, lambda o: student.predict(o, deterministic=True)[0],
-                                         env.get_attr("config")[0].episode_length)  # fmt: skip
-            result = per_object([o.name for o in env.get_attr("objects")], success, held, budget["eval_trials"])
+            outcomes = run_episodes(env, lambda o: student.predict(o, deterministic=True)[0],
+                                    env.get_attr("config")[0].episode_length)  # fmt: skip
+            result = per_object([o.name for o in env.get_attr("objects")], *outcomes, budget["eval_trials"])
+            logger.record(f"eval/sustained_{split}", result.mean_sustained)
             logger.record(f"eval/success_{split}", result.mean_success)
             logger.record(f"eval/held_{split}", result.mean_held)
-            results[split] = {"success": result.mean_success, "held": result.mean_held, "objects": len(result.objects)}
+            results[split] = {"sustained": result.mean_sustained, "success": result.mean_success,
+                              "held": result.mean_held, "objects": len(result.objects)}  # fmt: skip
         return results
 
     @staticmethod

@@ -66,7 +66,7 @@ def build_env(env_id: str, n_envs: int, seed: int | None, env_kwargs: Mapping[st
         codes = codes_for(resolve(options["shape_codes"], root), objset, objects)
     env: VecEnv = make_vec_env(
         env_id, n_envs, objects, seed=seed, scene_config=objset.scene_config, shape_codes=codes,
-        proposals=objset.first_proposals(), num_threads=int(options.get("num_threads", 0)), points=objset.points,
+        proposals=objset.proposals, num_threads=int(options.get("num_threads", 0)), points=objset.points,
         **task_kwargs,
     )  # fmt: skip
     bases = options.get("base_models")

@@ -1,9 +1,17 @@
 """The one evaluation protocol, shared by ``resdex_sb3.evaluate`` and the periodic evaluation callback.
 
 Protocol: every object of the split gets ``trials`` envs (seeded ``seed + env index``, so the start poses are
-fixed); all envs run one full episode with the policy's deterministic action; an object's success is the share
-of its trials that reached the goal at any time (the paper's metric) and its held share is the share still at
-the goal on the last step. The split's number is the mean over objects, with a 95 % t-interval over objects.
+fixed); all envs run one full episode, started together, with the policy's deterministic action. Three outcomes
+per trial, headline first:
+
+- sustained: the object stayed inside the goal sphere for ``TaskConfig.sustain_steps`` consecutive steps at
+  some point (a fly-through does not count, a later drop does not undo it);
+- success: it was inside the sphere at any time (the paper's metric, which a fly-through satisfies);
+- held: it was inside the sphere on the last step.
+
+An object's number is the share of its trials with the outcome; the split's number is the mean over objects,
+with a 95 % Wilson score interval over objects (see :func:`confidence_interval`). Two policies evaluated on the
+same objects and seeds are compared per object with :func:`paired_difference`.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from scipy import stats
 from stable_baselines3.common.vec_env import VecEnv
 
 Act = Callable[[np.ndarray], np.ndarray]  # batch of observations -> batch of actions
+#: The outcomes of a trial, headline first.
+METRICS = ("sustained", "success", "held")
 
 
 @dataclass
@@ -23,23 +33,33 @@ class SplitResult:
     """Per-object means and their summary.
 
     :param objects: object names.
-    :param success: (objects,) share of trials that succeeded at any time.
+    :param sustained: (objects,) share of trials that kept the object at the goal for ``sustain_steps`` steps.
+    :param success: (objects,) share of trials that reached the goal at any time.
     :param held: (objects,) share of trials holding the object at the goal at the end.
     :param trials: trials per object.
     """
 
     objects: list[str]
+    sustained: np.ndarray
     success: np.ndarray
     held: np.ndarray
     trials: int
 
     @property
+    def mean_sustained(self) -> float:
+        return _mean(self.sustained)
+
+    @property
     def mean_success(self) -> float:
-        return float(self.success.mean()) if len(self.success) else float("nan")
+        return _mean(self.success)
 
     @property
     def mean_held(self) -> float:
-        return float(self.held.mean()) if len(self.held) else float("nan")
+        return _mean(self.held)
+
+    @property
+    def sustained_ci95(self) -> tuple[float, float]:
+        return confidence_interval(self.sustained)
 
     @property
     def ci95(self) -> tuple[float, float]:
@@ -50,42 +70,86 @@ class SplitResult:
         return confidence_interval(self.held)
 
 
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else float("nan")
+
+
 def confidence_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """t-interval of the mean over objects, clipped to [0, 1] (degenerate for fewer than 2 objects)."""
+    """Wilson score interval of the mean of per-object rates, with n = number of objects.
+
+    A t-interval collapses to zero width when every object scores the same (0 % or 100 % everywhere), which
+    says nothing about how sure we are. The Wilson interval treats the mean ``p`` of ``n`` values in [0, 1] as a
+    binomial proportion; that is conservative for rates, because a variable in [0, 1] with mean ``p`` has
+    variance at most ``p (1 - p)`` (the Bernoulli case), the variance the Wilson interval assumes. It stays
+    inside [0, 1] and has positive width for every ``p``, 0 and 1 included. NaNs for no objects.
+    """
     n = len(values)
-    mean = float(np.mean(values)) if n else float("nan")
-    if n < 2:
-        return mean, mean
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * np.std(values, ddof=1) / np.sqrt(n))
-    return max(0.0, mean - half), min(1.0, mean + half)
+    if n == 0:
+        return float("nan"), float("nan")
+    p = float(np.mean(values))
+    z2 = float(stats.norm.ppf(0.5 + level / 2)) ** 2
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = np.sqrt(z2) / (1 + z2 / n) * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def run_episodes(env: VecEnv, act: Act, episode_length: int, on_step: Callable[[VecEnv, int], None] | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """One synchronised episode in every env; returns per-env (success, held)."""
+def paired_difference(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean per-object difference ``a - b`` of two policies evaluated on the same objects and seeds, with a
+    t-interval over objects: ``(mean, low, high)``, clipped to [-1, 1].
+
+    Pairing removes the between-object spread (hard objects are hard for both policies), so the interval is much
+    narrower than comparing two split intervals. With one object there is no spread to estimate: the interval is
+    the whole possible range [-1, 1]. It has zero width when every object differs by the same amount.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"paired_difference needs two per-object arrays of one shape, got {a.shape} and {b.shape}")
+    if len(a) == 0:
+        raise ValueError("paired_difference needs at least one object")
+    diff = a - b
+    mean = float(diff.mean())
+    if len(diff) < 2:
+        return mean, -1.0, 1.0
+    half = float(stats.t.ppf(0.5 + level / 2, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)))
+    return mean, max(-1.0, mean - half), min(1.0, mean + half)
+
+
+def run_episodes(env: VecEnv, act: Act, episode_length: int, on_step: Callable[[VecEnv, int], None] | None = None,
+                 seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """One synchronised episode in every env; returns per-env (sustained, success, held).
+
+    ``seed`` re-seeds the envs (``seed + env index``) before the reset, so that repeated evaluations of one env
+    start from the same poses; without it the env's own seeding applies.
+    """
+    if env.get_attr("config", [0])[0].random_initial_progress:
+        # desynchronised starts would cut most episodes short: evaluation envs must be built with it off
+        raise ValueError("evaluation env was built with random_initial_progress=True")
+    if seed is not None:
+        env.seed(seed)
     obs = env.reset()
-    success = np.zeros(env.num_envs, dtype=bool)
-    held = np.zeros(env.num_envs, dtype=bool)
+    outcomes = np.zeros((len(METRICS), env.num_envs), dtype=bool)
     finished = np.zeros(env.num_envs, dtype=bool)
     for step in range(episode_length):
         obs, _, dones, infos = env.step(act(obs))
         if on_step is not None:
             on_step(env, step)
-        for i in np.flatnonzero(dones & ~finished):
-            success[i] = infos[i].get("is_success", False)
-            held[i] = infos[i].get("is_held", False)
+        for i in np.flatnonzero(dones & ~finished):  # only the envs that finish, once each
+            outcomes[:, i] = [infos[i].get(f"is_{m}", False) for m in METRICS]
         finished |= dones
         if finished.all():
             break
-    return success, held
+    return outcomes[0], outcomes[1], outcomes[2]
 
 
-def per_object(names: Sequence[str], success: np.ndarray, held: np.ndarray, trials: int) -> SplitResult:
+def per_object(names: Sequence[str], sustained: np.ndarray, success: np.ndarray, held: np.ndarray,
+               trials: int) -> SplitResult:  # fmt: skip
     """Average env outcomes per object (envs were assigned to objects in contiguous blocks of ``trials``)."""
     order: list[str] = list(dict.fromkeys(names))
     index = {n: i for i, n in enumerate(order)}
     ids = np.array([index[n] for n in names])
     counts = np.bincount(ids, minlength=len(order))
-    s = np.bincount(ids, weights=success.astype(float), minlength=len(order)) / counts
-    h = np.bincount(ids, weights=held.astype(float), minlength=len(order)) / counts
-    return SplitResult(order, s, h, trials)
+
+    def share(outcome: np.ndarray) -> np.ndarray:
+        return np.bincount(ids, weights=outcome.astype(float), minlength=len(order)) / counts
+
+    return SplitResult(order, share(sustained), share(success), share(held), trials)

@@ -17,7 +17,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from callbacks.split_success_eval import SplitSuccessEval
+from callbacks.split_success_eval import EVAL_SEED, OWN_SPLIT, SplitSuccessEval, spread_over_categories
 from callbacks.atomic_checkpoint import AtomicCheckpoint, atomic_save_model, atomic_save_vecnormalize
 from resdex_sb3.env_builder import build_env
 
@@ -90,9 +90,13 @@ class BatchedExperimentManager(ExperimentManager):
         for callback in self.callbacks:
             if isinstance(callback, SplitSuccessEval):
                 callback.make_env = self._split_env_factory()
+                if callback.run_dir is None:  # where its best checkpoint and gate.json go
+                    callback.run_dir, callback.env_id = Path(self.save_path), self.env_name.gym_id
 
     def _split_env_factory(self):
-        """split -> env with ``trials`` envs per object (at most ``max_objects``), for ``SplitSuccessEval``."""
+        """split -> env with ``trials`` envs per object, for ``SplitSuccessEval``: at most ``max_objects`` objects
+        spread over the split's categories; the split ``own`` is the run's own objects (``objects``, else its
+        ``split``). Every env runs one whole episode from the evaluation's start (``random_initial_progress`` off)."""
         from envs.objects.catalog import load_object_set
         from resdex_sb3.env_builder import select_objects, split_env_kwargs
 
@@ -103,10 +107,14 @@ class BatchedExperimentManager(ExperimentManager):
             if not loaded:
                 loaded.append(load_object_set(options.get("object_set", "embedded"), options.get("data_dir")))
             objset = loaded[0]
-            names = [o.name for o in select_objects(objset, split, None)[:max_objects]]
-            kwargs = {**(self.env_kwargs or {}), "split": split, "objects": names}
-            return build_env(self.env_name.gym_id, len(names) * trials, 20_000, kwargs, root=Path(self.save_path),
-                             object_set=objset)
+            if split == OWN_SPLIT:
+                objects = select_objects(objset, options.get("split", "train"), options.get("objects"))
+            else:
+                objects = select_objects(objset, split, None)
+            names = [o.name for o in spread_over_categories(objects, max_objects)]
+            kwargs = {**(self.env_kwargs or {}), "split": "all", "objects": names, "random_initial_progress": False}
+            return build_env(self.env_name.gym_id, len(names) * trials, EVAL_SEED, kwargs, root=Path(self.save_path),
+                             object_set=objset)  # fmt: skip
 
         return make
 

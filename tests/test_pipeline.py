@@ -95,7 +95,7 @@ def test_a_failing_base_is_retried_on_the_next_member(tmp_path, small_data, monk
     from resdex_sb3.pipeline import Pipeline
 
     data = yaml.safe_load(CONFIG.read_text())
-    data["smoke"].update(k=1, base_attempts=2, base_success_threshold=1.01, baseline=False)  # never good enough
+    data["smoke"].update(k=1, base_attempts=2, base_gate={"success": 1.01}, baseline=False)  # never good enough
     config = tmp_path / "pipeline.yml"
     config.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("RESDEX_DATA", str(small_data))
@@ -104,6 +104,7 @@ def test_a_failing_base_is_retried_on_the_next_member(tmp_path, small_data, monk
     clusters = pipeline._shape("embedded-small")
     assert len(clusters["candidates"][0]) == 2
     chosen = pipeline._train_base(0, "embedded-small", clusters["candidates"][0])
+    assert not chosen["passed"] and chosen["run"] is None  # no member passed: the cluster is dropped
     assert [a["run"] for a in chosen["attempts"]] == ["base-0", "base-0-try1"]
     assert [a["object"] for a in chosen["attempts"]] == clusters["candidates"][0]
     assert (tmp_path / "out" / "base-0-try1" / "ResDexBase-v0.zip").exists()

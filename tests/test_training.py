@@ -64,9 +64,17 @@ def test_batched_bootstrap_matches_sb3_loop():
     np.testing.assert_allclose(batched[1], plain[1], rtol=1e-5, atol=1e-5)
 
 
-def test_update_threads_switches_around_the_update_and_keeps_the_faster_count():
-    import time
+class _FakeClock:
+    """A clock that only moves when told to: the probes then time what the test says, not the machine's load."""
 
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_update_threads_switches_around_the_update_and_keeps_the_faster_count():
     import torch as th
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -81,7 +89,9 @@ def test_update_threads_switches_around_the_update_and_keeps_the_faster_count():
             self.seen.add(th.get_num_threads())
             return True
 
-    def run(callback: UpdateThreads, slow_threads: int | None, iterations: int) -> tuple[list[int], set[int]]:
+    def run(slow_threads: int | None, iterations: int, probe_every: int) -> tuple[list[int], set[int]]:
+        clock = _FakeClock()
+        callback = UpdateThreads(2, probe_every=probe_every, clock=clock)
         env = make_vec_env("ResDexBase", 4, primitive_objects(), seed=0, num_threads=1)
         model = PPO("MlpPolicy", env, n_steps=8, batch_size=16, n_epochs=1, seed=0, device="cpu",
                     policy_kwargs=dict(net_arch=[16]))  # fmt: skip
@@ -90,8 +100,9 @@ def test_update_threads_switches_around_the_update_and_keeps_the_faster_count():
 
         def timed_train() -> None:
             in_update.append(th.get_num_threads())
-            if th.get_num_threads() == slow_threads:  # a busy machine, as far as the probe can tell
-                time.sleep(0.2)
+            # only the update advances the clock: 10x longer with the slow count (a busy machine, as far as the
+            # probe can tell), so the choice is decided by this and never by the real update time
+            clock.now += 1.0 if th.get_num_threads() == slow_threads else 0.1
             train()
 
         model.train = timed_train
@@ -103,10 +114,10 @@ def test_update_threads_switches_around_the_update_and_keeps_the_faster_count():
     previous = th.get_num_threads()
     th.set_num_threads(1)
     try:
-        assert run(UpdateThreads(2, probe_every=0), None, 2) == ([2, 2], {1})
+        assert run(None, 2, probe_every=0) == ([2, 2], {1})
         # probes 1 then 2 threads, finds 2 slower, keeps 1 until the next probe; a fast 2 is kept
-        assert run(UpdateThreads(2, probe_every=4), 2, 6) == ([1, 2, 1, 1, 1, 2], {1})
-        assert run(UpdateThreads(2, probe_every=4), 1, 4)[0] == [1, 2, 2, 2]
+        assert run(2, 6, probe_every=4) == ([1, 2, 1, 1, 1, 2], {1})
+        assert run(1, 4, probe_every=4)[0] == [1, 2, 2, 2]
     finally:
         th.set_num_threads(previous)
     with pytest.raises(ValueError, match="update_threads"):
@@ -118,8 +129,10 @@ def test_update_threads_switches_around_the_update_and_keeps_the_faster_count():
 def test_confidence_interval_and_per_object_means():
     low, high = confidence_interval(np.array([0.0, 1.0, 1.0, 1.0]))
     assert 0.0 <= low < 0.75 < high <= 1.0
-    result = per_object(["a", "a", "b", "b"], np.array([1, 0, 1, 1], bool), np.array([0, 0, 1, 0], bool), 2)
+    result = per_object(["a", "a", "b", "b"], np.array([0, 0, 1, 0], bool), np.array([1, 0, 1, 1], bool),
+                        np.array([0, 0, 1, 0], bool), 2)  # fmt: skip
     assert result.objects == ["a", "b"]
+    np.testing.assert_allclose(result.sustained, [0.0, 0.5])
     np.testing.assert_allclose(result.success, [0.5, 1.0])
     np.testing.assert_allclose(result.held, [0.0, 0.5])
 
@@ -161,7 +174,7 @@ def test_train_smoke_writes_a_self_describing_run_and_resumes(tmp_path, small_da
                      "--json", str(out), data_dir=small_data)  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     summary = json.loads(out.read_text())
-    assert {"split", "success", "ci95", "held", "objects"} <= set(summary)
+    assert {"split", "sustained", "sustained_ci95", "success", "ci95", "held", "held_ci95", "objects"} <= set(summary)
     assert summary["split"] == "unseen_cat" and 0.0 <= summary["success"] <= 1.0
     assert len(summary["objects"]) == 10
 

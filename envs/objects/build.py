@@ -75,7 +75,10 @@ def _build(store: ObjectStore, set_name: str, objects: Sequence[ObjectSpec], giv
 
 def _sample_missing_proposals(store: ObjectStore, set_name: str, objects: Sequence[ObjectSpec], given: dict,
                               scene_config: SceneConfig, progress: Progress | None) -> dict[str, Any]:  # fmt: skip
-    """Validated proposals for every training object, chunk by chunk; source proposals are kept as given."""
+    """Validated proposals for every object of every split, chunk by chunk; source proposals are kept as given.
+
+    Unseen objects get proposals too: never for a reward, only so that every split starts its episodes the same
+    way (the hand yawed like a grasp drawn from the object's proposals), as the reference's test objects do."""
     existing, report = store.read_proposals(set_name)
     stored = {oid: [(p, None) for p in items] for oid, items in existing.items()}
     sourced = {oid: items for oid, items in given.items() if items}  # e.g. DexGraspNet grasp files
@@ -85,7 +88,7 @@ def _sample_missing_proposals(store: ObjectStore, set_name: str, objects: Sequen
     best_lift = dict(report.get("best_lift", {}))
     tried = int(report.get("candidates_tried", 0))
     seconds = float(report.get("sampling_seconds", 0.0))
-    todo = [o for o in objects if o.split == "train" and o.name not in attempted]
+    todo = [o for o in objects if o.name not in attempted]
     for start in range(0, len(todo), PROPOSAL_CHUNK):
         chunk = todo[start : start + PROPOSAL_CHUNK]
         began = time.perf_counter()
@@ -110,6 +113,7 @@ def _save(store: ObjectStore, set_name: str, objects: Sequence[ObjectSpec], stor
         "train_objects": len(train),
         "train_objects_with_proposal": validated,
         "proposal_share": round(validated / max(len(train), 1), 4),
+        "objects_with_proposal": sum(bool(stored.get(o.name)) for o in objects),
         "candidates_tried": tried,
         "sampling_seconds": round(seconds, 2),
         "attempted": sorted(attempted),

@@ -49,10 +49,6 @@ class ObjectSet:
                 return obj
         raise KeyError(f"object {name!r} is not in set {self.name!r}")
 
-    def first_proposals(self) -> dict[str, GraspProposal]:
-        """Object name -> its best proposal (what the stage-1 reward uses)."""
-        return {name: items[0] for name, items in self.proposals.items() if items}
-
     @property
     def scene_config(self) -> SceneConfig:
         """Scene settings that fit every object of the set (hull slots only when some object has hulls)."""
