@@ -49,6 +49,7 @@ def test_smoke_pipeline_end_to_end_then_resume_a_killed_stage(tmp_path, small_da
     assert "base_models" in str(hyper_config)
     baseline_config = (out / "baseline" / "ResDexHyper-v0" / "config.yml").read_text()
     assert "MultiTaskPolicy" in baseline_config and "base_models" not in baseline_config
+    _assert_stage2_continues_stage1(out / "hyper-stage1", out / "hyper")
 
     # a stage killed after its last checkpoint: final model gone, status not done -> it continues from there
     (out / "hyper" / "ResDexHyper-v0.zip").unlink()
@@ -63,6 +64,30 @@ def test_smoke_pipeline_end_to_end_then_resume_a_killed_stage(tmp_path, small_da
     assert "-i " + str(out / "hyper" / "checkpoint.zip") in again.stdout.replace("'", "")
     assert (out / "hyper" / "ResDexHyper-v0.zip").exists()
     assert json.loads((out / "hyper" / "checkpoint.json").read_text())["num_timesteps"] >= before
+
+
+def _assert_stage2_continues_stage1(stage1: Path, stage2: Path) -> None:
+    """Stage 2 starts from stage 1's best checkpoint: its weights and its normalisation statistics."""
+    import pickle
+
+    import torch as th
+    from stable_baselines3 import PPO
+
+    best = stage1 / "best" / "best_model.zip"
+    args = (stage2 / "ResDexHyper-v0" / "args.yml").read_text()
+    assert str(best) in args  # rl-zoo's -i: the model, and the statistics beside it
+    with open(stage1 / "best" / "ResDexHyper-v0" / "vecnormalize.pkl", "rb") as f:
+        start_stats = pickle.load(f).obs_rms
+    with open(stage2 / "ResDexHyper-v0" / "vecnormalize.pkl", "rb") as f:
+        end_stats = pickle.load(f).obs_rms
+    assert end_stats.count > start_stats.count  # stage 2 kept adding to stage 1's statistics
+    start, end = PPO.load(best, device="cpu").policy, PPO.load(stage2 / "ResDexHyper-v0.zip", device="cpu").policy
+    moved = sum(float(th.sum((a - b).detach() ** 2)) for a, b in zip(start.parameters(), end.parameters()))
+    reinit = type(start)(start.observation_space, start.action_space, lambda _: 1e-4,
+                         **{k: v for k, v in start._get_constructor_parameters().items()
+                            if k not in ("observation_space", "action_space", "lr_schedule")})  # fmt: skip
+    apart = sum(float(th.sum((a - b).detach() ** 2)) for a, b in zip(start.parameters(), reinit.parameters()))
+    assert moved < 0.1 * apart  # a few smoke updates away from stage 1, unlike a fresh initialisation
 
 
 def test_pipeline_preset_errors(tmp_path):
@@ -147,3 +172,21 @@ def test_stage_time_adds_up_over_failed_attempts_and_restarts_for_new_inputs(tmp
     assert pipeline.status["stage"]["seconds"] == 70.0
     saved = json.loads((pipeline.out / "pipeline.json").read_text())
     assert saved["stage"]["status"] == "done" and saved["stage"]["seconds"] == 70.0
+
+
+def test_a_cluster_without_a_passing_base_is_dropped(tmp_path, small_data, monkeypatch):
+    from resdex_sb3.pipeline import Pipeline, StopAfterStage
+
+    monkeypatch.setenv("RESDEX_DATA", str(small_data))
+    pipeline = Pipeline("smoke", tmp_path / "out", until="hyper-stage1")
+    train_base = pipeline._train_base
+
+    def first_cluster_fails(index: int, set_name: str, members: list[str]) -> dict:
+        chosen = train_base(index, set_name, members)
+        return {**chosen, "run": None, "passed": False} if index == 0 else chosen
+
+    monkeypatch.setattr(pipeline, "_train_base", first_cluster_fails)
+    with pytest.raises(StopAfterStage):
+        pipeline.run()
+    config = (tmp_path / "out" / "hyper-stage1" / "ResDexHyper-v0" / "config.yml").read_text()
+    assert "../base-1" in config and "../base-0" not in config  # k shrank from 2 to 1
