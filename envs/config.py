@@ -46,7 +46,7 @@ class SceneConfig:
 
 
 OBS_MODES = ("base", "hyper")
-REWARD_MODES = ("base", "stage1", "stage2", "stage2_hold")
+REWARD_MODES = ("base", "base_hold", "stage1", "stage2", "stage2_hold")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class TaskConfig:
 
     :param obs_mode: ``base`` (proprioception, object position, previous action) or ``hyper`` (adds object
         rotation, velocities and a shape-code slot).
-    :param reward_mode: ``base`` (distance shaping + proposal), ``stage1`` (hyper-policy, proposal term),
+    :param reward_mode: ``base`` (distance shaping + proposal), ``base_hold`` (ours: ``base`` plus the ``hold``
+        term), ``stage1`` (hyper-policy, proposal term),
         ``stage2`` (the paper's loosened reward: no proposal, gated terms) or ``stage2_hold`` (ours: stage 2 plus a
         term for keeping the object still inside the goal sphere; see ``envs.rewards``).
     :param episode_length: control steps per episode (200 = 3.33 s at 60 Hz).

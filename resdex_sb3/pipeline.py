@@ -32,7 +32,7 @@ from resdex_sb3.distill import finished_rounds, load_distill_preset
 
 CONFIG = Path(__file__).resolve().parents[1] / "zoo_configs" / "pipeline.yml"
 SPLITS = ("train", "unseen_obj", "unseen_cat")
-PIPELINE_KEYS = {"object_set", "k", "base_timesteps", "stage1_timesteps", "stage2_timesteps", "stage2_reward",
+PIPELINE_KEYS = {"object_set", "k", "base_reward", "base_timesteps", "stage1_timesteps", "stage2_timesteps", "stage2_reward",
                  "baseline", "seeds", "eval_trials", "encoder_epochs", "distill_rounds", "base_attempts", "base_gate",
                  "base_eval_trials"}  # fmt: skip
 GATE_FILE = "gate.json"  # written by callbacks.SplitSuccessEval when a run stopped at its gate
@@ -193,7 +193,8 @@ class Pipeline:
         for attempt, name in enumerate(members):
             run_name = f"base-{index}" if attempt == 0 else f"base-{index}-try{attempt}"
             trained = self._train("ResDexBase", self.out / run_name, self.cfg["base_timesteps"],
-                                  {"object_set": set_name, "objects": [name]}, None)  # fmt: skip
+                                  {"object_set": set_name, "objects": [name], "reward_mode": self.cfg["base_reward"]},
+                                  None)  # fmt: skip
             reused = reused and trained.get("reused", False)
             result = evaluate_run(self.out / run_name, "train", self.cfg["base_eval_trials"], self.data_dir,
                                   only=[name])  # fmt: skip
@@ -263,7 +264,8 @@ class Pipeline:
         from resdex_sb3.run_folder import load_run
 
         saved = load_run(run).env_kwargs
-        return all(saved.get(k) == env_kwargs.get(k) for k in ("objects", "base_models", "reward_mode", "object_set"))
+        return all(saved.get(k) == env_kwargs.get(k) for k in ("objects", "base_models", "reward_mode", "object_set")
+                   if k in env_kwargs or k in ("objects", "base_models"))  # fmt: skip
 
     @staticmethod
     def _init_steps(init: Path) -> int:

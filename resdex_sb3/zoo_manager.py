@@ -66,6 +66,9 @@ class BatchedExperimentManager(ExperimentManager):
 
     def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
         params = select_preset(self.config, self.env_name.gym_id, self.preset)
+        # rl-zoo lets --env-kwargs replace the YAML's env_kwargs whole; here they override it key by key, so a
+        # preset's settings (desynchronised episodes, its reward) survive a command line that names the objects
+        self.env_kwargs = {**(params.get("env_kwargs") or {}), **self.env_kwargs}
         module = types.ModuleType("_resdex_zoo_preset")
         module.hyperparams = {self.env_name.gym_id: params}  # type: ignore[attr-defined]
         sys.modules[module.__name__] = module

@@ -209,33 +209,37 @@ def test_every_reset_draws_a_proposal_and_starts_yawed_like_it():
 
 
 # ---------------------------------------------------------------------- e. the stage2_hold reward
-def test_hold_term_pays_only_for_a_slow_object_held_in_the_goal_sphere():
+def test_hold_term_pays_for_a_slow_object_held_near_the_goal_centre():
     goal = np.array([0.0, 0.0, 0.9])
-    inside = goal + [0.0, 0.0, -0.5 * BONUS_RADIUS]
+    half = goal + [0.0, 0.0, -0.5 * BONUS_RADIUS]
     outside = goal + [0.0, 0.0, -2.0 * BONUS_RADIUS]
-    # rows: held at rest, held at 0.1 m/s, held at 1 m/s, in the sphere with the hand away, near but outside
-    object_pos = np.array([inside, inside, inside, inside, outside])
+    # rows: at the centre at rest, half-way out at rest, at 0.1 m/s, at 1 m/s, in the sphere with the hand away,
+    # near but outside the sphere
+    object_pos = np.array([goal, half, half, half, half, outside])
     hand_point = object_pos + [0.0, 0.0, 0.05]
-    hand_point[3] += [0.3, 0.0, 0.0]
-    tips = object_pos[:, None, :] + np.full((5, 5, 3), 0.02)
-    tips[3] += [0.3, 0.0, 0.0]
+    hand_point[4] += [0.3, 0.0, 0.0]
+    tips = object_pos[:, None, :] + np.full((6, 5, 3), 0.02)
+    tips[4] += [0.3, 0.0, 0.0]
     n = len(object_pos)
     q = GraspQuantities(object_pos=object_pos, hand_point=hand_point, tip_points=tips, goal=goal,
                         lift_action=np.zeros(n), table_height=0.6, rest_height=np.full(n, 0.03),
                         proposal_delta=np.zeros(n), proposal_match=np.ones(n, bool),
-                        object_speed=np.array([0.0, HOLD_SPEED, 10 * HOLD_SPEED, 0.0, 0.0]))  # fmt: skip
-    hold_terms = reward_terms("stage2_hold", q)
-    hold = hold_terms["hold"]
-    assert hold[0] == pytest.approx(HOLD_WEIGHT) and hold[1] == pytest.approx(HOLD_WEIGHT / 2)
-    assert hold[0] > hold[1] > hold[2] > 0.0
-    np.testing.assert_array_equal(hold[3:], 0.0)
-    paper = reward_terms("stage2", q)
-    assert "hold" not in paper  # stage 2 stays the paper's
-    assert set(hold_terms) == set(paper) | {"hold"}
-    for name, value in paper.items():  # and stage2_hold only adds the term
-        np.testing.assert_array_equal(hold_terms[name], value)
-    with pytest.raises(ValueError, match="object_speed"):
-        reward_terms("stage2_hold", replace(q, object_speed=None))
+                        object_speed=np.array([0.0, 0.0, HOLD_SPEED, 10 * HOLD_SPEED, 0.0, 0.0]))  # fmt: skip
+    for paper_mode in ("stage2", "base"):
+        hold_terms = reward_terms(f"{paper_mode}_hold", q)
+        hold = hold_terms["hold"]
+        assert hold[0] == pytest.approx(HOLD_WEIGHT)  # centred and still: the whole term
+        assert hold[1] == pytest.approx(HOLD_WEIGHT / 2)  # half-way to the edge: half of it
+        assert hold[2] == pytest.approx(HOLD_WEIGHT / 4)  # and at HOLD_SPEED half of that
+        assert hold[2] > hold[3] > 0.0
+        np.testing.assert_array_equal(hold[4:], 0.0)
+        paper = reward_terms(paper_mode, q)
+        assert "hold" not in paper  # the paper's modes stay the paper's
+        assert set(hold_terms) == set(paper) | {"hold"}
+        for name, value in paper.items():  # and the *_hold mode only adds the term
+            np.testing.assert_array_equal(hold_terms[name], value)
+        with pytest.raises(ValueError, match="object_speed"):
+            reward_terms(f"{paper_mode}_hold", replace(q, object_speed=None))
 
 
 # ---------------------------------------------------------------------- f. KL-adaptive learning rate
