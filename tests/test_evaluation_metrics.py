@@ -220,15 +220,15 @@ def test_training_run_evaluates_its_own_object_keeps_its_best_and_stops_at_its_g
 
     build_embedded(ObjectStore(data), "small", proposals=False)
     smoke = yaml.safe_load(DEFAULT_CONFIG.read_text())[ENV_ID]["smoke"]
-    smoke["env_kwargs"] = {**smoke["env_kwargs"], "objects": ["ball-000"], "random_initial_progress": True,
-                           "episode_length": EPISODE}  # fmt: skip
+    smoke["env_kwargs"] = {**smoke["env_kwargs"], "random_initial_progress": True, "episode_length": EPISODE}
     smoke["callback"] = [{"callbacks.SplitSuccessEval": {"eval_freq": 64, "splits": ["own", "unseen_cat"],
                                                           "trials": 2, "max_objects": 3, "stop_at": {"held": 0.0}}}]
     config = tmp_path / "ppo.yml"
     config.write_text(yaml.safe_dump({ENV_ID: {"smoke": smoke}}))
     run = tmp_path / "run"
     done = subprocess.run([sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", "ResDexBase",
-                           "--preset", "smoke", "--run-dir", str(run), "-conf", str(config), "--seed", "0"],
+                           "--preset", "smoke", "--run-dir", str(run), "-conf", str(config), "--seed", "0",
+                           "--env-kwargs", "objects:['ball-000']"],
                           cwd=REPO, env={**os.environ, "RESDEX_DATA": str(data)}, capture_output=True, text=True,
                           timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -237,5 +237,8 @@ def test_training_run_evaluates_its_own_object_keeps_its_best_and_stops_at_its_g
     best = json.loads((run / "best" / "best.json").read_text())
     assert best["split"] == "own" and best["num_timesteps"] == gate["num_timesteps"]
     saved = load_run(run)
+    # --env-kwargs overrides the preset's env_kwargs key by key (rl-zoo alone would replace them whole)
+    assert saved.env_kwargs["objects"] == ["ball-000"] and saved.env_kwargs["random_initial_progress"] is True
+    assert saved.env_kwargs["episode_length"] == EPISODE
     assert saved.model_path == run / "best" / "best_model.zip" and saved.best_timesteps == best["num_timesteps"]
     assert saved.stats_path == run / "best" / ENV_ID / "vecnormalize.pkl"
