@@ -308,11 +308,36 @@ class Pipeline:
         lines += self._seed_table(results)
         stage_times = {k: v.get("seconds") for k, v in self.status.items() if "seconds" in v}
         lines += ["", "| stage | wall time (s) |", "|---|---|"] + [f"| {k} | {v} |" for k, v in stage_times.items()]
-        plot = self._plot_curves()
-        if plot:
-            lines += ["", f"![learning curves]({plot.name})"]
+        lines += self._budget_table()
+        lines += [""] + [f"![{plot.stem}]({plot.name})" for plot in self._plot_curves()]
         atomic_write_bytes(self.out / "results.md", ("\n".join(lines) + "\n").encode())
         return {"table": str(self.out / "results.md")}
+
+    def _budget_table(self) -> list[str]:
+        """Env steps and wall time behind each final policy, the bases' included for the method (every base
+        attempt counts, passed or not)."""
+        def steps(run: str) -> int:
+            info = self.out / run / "checkpoint.json"
+            return json.loads(info.read_text())["num_timesteps"] if info.exists() else 0
+
+        base_records = [v for k, v in self.status.items() if k.startswith("base-") and isinstance(v.get("result"), dict)]
+        base_steps = sum(a.get("timesteps", 0) for r in base_records for a in r["result"].get("attempts", []))
+        base_seconds = sum(r.get("seconds", 0.0) for r in base_records)
+        lines = ["", "| policy | env steps | of which bases | wall time (h) |", "|---|---|---|---|"]
+        for prefix, with_bases in (("hyper", True), ("baseline", False)):
+            for seed in self.cfg["seeds"]:
+                final = prefix + seed_suffix(seed, self.cfg["seeds"])
+                if not (self.out / final).is_dir():
+                    continue
+                stage1 = f"{prefix}-stage1{seed_suffix(seed, self.cfg['seeds'])}"
+                init = self.out / stage1 / BEST_MODEL
+                started_at = self._init_steps(init if init.exists() else self.out / stage1 / "ResDexHyper-v0.zip")
+                own = steps(stage1) + steps(final) - started_at  # stage 2 counts on from its starting checkpoint
+                seconds = sum(self.status.get(s, {}).get("seconds", 0.0) for s in (stage1, final))
+                extra_steps, extra_seconds = (base_steps, base_seconds) if with_bases else (0, 0.0)
+                lines.append(f"| {final} | {own + extra_steps:,} | {extra_steps:,} | "
+                             f"{(seconds + extra_seconds) / 3600:.2f} |")  # fmt: skip
+        return lines
 
     def _seed_table(self, results: dict[str, Any]) -> list[str]:
         """Policies run over several seeds: the mean over seeds, its range, and the 95 % interval over objects of
@@ -342,11 +367,19 @@ class Pipeline:
                 lines.append(f"| {label} | {split} | {len(found)} | " + " | ".join(cells) + " |")
         return lines
 
-    def _plot_curves(self) -> Path | None:
+    def _plot_curves(self) -> list[Path]:
+        """The headline (periodic sustained success on train) and the rollouts' success, against env steps and
+        wall time, for every run that logged them."""
         from resdex_sb3.curves import plot_runs
 
-        runs = {p.name: p for p in sorted(self.out.iterdir()) if (p / "tb").is_dir()}
-        return plot_runs(runs, "charts/success_rate", self.out / "curves.png") if runs else None
+        runs = {p.name: p for p in sorted(self.out.iterdir()) if (p / "tb").is_dir() and ".stale-" not in p.name}
+        plots = []
+        for tag, name in (("eval/sustained_train", "curves"), ("charts/success_rate", "curves_rollout")):
+            for x, suffix in (("steps", ""), ("wall", "_wall")):
+                plot = plot_runs(runs, tag, self.out / f"{name}{suffix}.png", x) if runs else None
+                if plot:
+                    plots.append(plot)
+        return plots
 
 
 def main(argv: list[str] | None = None) -> int:
