@@ -19,6 +19,7 @@ from pathlib import Path
 
 import envs  # noqa: F401  (headless GL default)
 from envs.objects.catalog import load_object_set
+from resdex_sb3.pipeline import load_preset
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "cpu"
 POLICIES = (("method (residual MoE)", "hyper"), ("baseline (multi-task PPO)", "baseline"),
@@ -35,14 +36,17 @@ def train_base(out: Path, steps: int) -> None:
 
         representative = json.loads(clusters.read_text())["clusters"][0]["representative"]
     run = out / "base"
-    print(f"\n== 2. training a base policy on {representative} for {steps:,} env steps ==")
+    reward = load_preset("cpu")["base_reward"]  # what the cpu pipeline trains its bases on
+    print(f"\n== 2. training a base policy on {representative} ({reward} reward) for up to {steps:,} env steps; "
+          "it stops early once it passes the base gate ==")  # fmt: skip
     subprocess.run([sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", "ResDexBase",
                     "--preset", "cpu", "--run-dir", str(run), "-tb", str(run / "tb"), "--seed", "0",
-                    "-n", str(steps), "--log-interval", "10", "--env-kwargs", f"objects:[{representative!r}]"],
-                   check=True)  # fmt: skip
+                    "-n", str(steps), "--log-interval", "10",
+                    "--env-kwargs", f"objects:[{representative!r}]", f"reward_mode:{reward!r}"], check=True)  # fmt: skip
     from resdex_sb3.curves import plot_runs
 
-    for tag, name in (("charts/success_rate", "success"), ("rollout/ep_rew_mean", "return")):
+    for tag, name in (("eval/sustained_own", "sustained"), ("charts/success_rate", "success"),
+                      ("rollout/ep_rew_mean", "return")):  # fmt: skip
         path = plot_runs({"base": run}, tag, out / f"base_{name}_curve.png")
         if path:
             print(f"learning curve ({tag}): {path}")

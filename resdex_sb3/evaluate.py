@@ -132,7 +132,7 @@ def result_json(result: SplitResult, split: str, run: str) -> dict[str, Any]:
 
 def compare(path_a: Path, path_b: Path) -> list[str]:
     """Lines of the paired per-object difference A - B of each metric between two ``--json`` summaries."""
-    tables = [_per_object_table(path) for path in (path_a, path_b)]
+    tables = [per_object_table(path) for path in (path_a, path_b)]
     only_a, only_b = sorted(set(tables[0]) - set(tables[1])), sorted(set(tables[1]) - set(tables[0]))
     if only_a or only_b:
         raise ValueError(f"{path_b} evaluates other objects than {path_a} ({len(only_a)} only in A, "
@@ -147,7 +147,7 @@ def compare(path_a: Path, path_b: Path) -> list[str]:
     return lines
 
 
-def _per_object_table(path: Path) -> dict[str, dict[str, float]]:
+def per_object_table(path: Path) -> dict[str, dict[str, float]]:
     """object -> {metric: rate} of one ``--json`` summary."""
     try:
         rows = json.loads(Path(path).read_text())["objects"]

@@ -306,6 +306,7 @@ class Pipeline:
             lines.append(f"| {label} | {split} | {r['num_objects']} | {cell(r, 'sustained', 'sustained_ci95')} | "
                          f"{cell(r, 'success', 'ci95')} | {cell(r, 'held', 'held_ci95')} |")  # fmt: skip
         lines += self._seed_table(results)
+        lines += self._paired_table(results)
         stage_times = {k: v.get("seconds") for k, v in self.status.items() if "seconds" in v}
         lines += ["", "| stage | wall time (s) |", "|---|---|"] + [f"| {k} | {v} |" for k, v in stage_times.items()]
         lines += self._budget_table()
@@ -337,6 +338,34 @@ class Pipeline:
                 extra_steps, extra_seconds = (base_steps, base_seconds) if with_bases else (0, 0.0)
                 lines.append(f"| {final} | {own + extra_steps:,} | {extra_steps:,} | "
                              f"{(seconds + extra_seconds) / 3600:.2f} |")  # fmt: skip
+        return lines
+
+    def _paired_table(self, results: dict[str, Any]) -> list[str]:
+        """The method against its best base alone (the best on each split) and against the baseline: the paired
+        per-object difference of sustained success (same objects, same seeds) with its 95 % interval."""
+        from resdex_sb3.evaluate import per_object_table
+        from resdex_sb3.evaluation import paired_difference
+
+        lines = ["", "Paired per-object differences of sustained success (points, 95 % t-interval over objects):", "",
+                 "| comparison | split | difference | 95 % CI |", "|---|---|---|---|"]  # fmt: skip
+        for split in SPLITS:
+            method = results.get(f"method/{split}")
+            if method is None:
+                continue
+            bases = {k.split("/")[0]: r for k, r in results.items() if k.startswith("base-") and k.endswith(f"/{split}")}
+            rivals = {}
+            if bases:
+                best = max(bases, key=lambda name: bases[name]["sustained"])
+                rivals[f"method - best base ({best})"] = bases[best]
+            if f"baseline/{split}" in results:
+                rivals["method - baseline"] = results[f"baseline/{split}"]
+            ours = per_object_table(self.out / method["file"])
+            for label, rival in rivals.items():
+                theirs = per_object_table(self.out / rival["file"])
+                names = sorted(ours)
+                mean, low, high = paired_difference(np.array([ours[n]["sustained"] for n in names]),
+                                                    np.array([theirs[n]["sustained"] for n in names]))  # fmt: skip
+                lines.append(f"| {label} | {split} | {100 * mean:+.1f} | {100 * low:+.1f} .. {100 * high:+.1f} |")
         return lines
 
     def _seed_table(self, results: dict[str, Any]) -> list[str]:
