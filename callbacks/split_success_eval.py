@@ -22,6 +22,8 @@ from resdex_sb3.run_folder import BEST_DIR, BEST_INFO, BEST_MODEL, STATS_FILE, b
 OWN_SPLIT = "own"
 #: Written to the run folder when training stopped because the policy passed ``stop_at``.
 GATE_FILE = "gate.json"
+#: How evaluations rank for the best checkpoint: sustained success, ties broken by held, then by any-time success.
+BEST_ORDER = ("sustained", "held", "success")
 #: Env seeds of every periodic evaluation (``seed + env index``): every evaluation starts from the same poses.
 EVAL_SEED = 20_000
 
@@ -48,8 +50,9 @@ class SplitSuccessEval(BaseCallback):
     off), and ``run_dir`` / ``env_id``; the training env's normalisation statistics are copied in before each
     evaluation. The first split decides the best checkpoint and the gate:
 
-    - best checkpoint, like SB3's ``EvalCallback`` ``best_model``: when an evaluation's mean sustained success is
-      strictly higher than every earlier one (the first evaluation always is), ``<run>/best/best_model.zip`` and
+    - best checkpoint, like SB3's ``EvalCallback`` ``best_model``: when an evaluation ranks strictly higher than
+      every earlier one on (sustained, held, any-time) means (the first evaluation always does), or when it passes
+      the gate (the run ends on it), ``<run>/best/best_model.zip`` and
       ``<run>/best/<env id>/vecnormalize.pkl`` (where rl-zoo's ``-i <run>/best/best_model.zip`` reads its stats)
       are written, then ``<run>/best/best.json`` ``{num_timesteps, metric, split, sustained, success, held}``. A
       continued run (one that starts with steps done) reads ``best.json`` back (when it was kept on the same first
@@ -93,8 +96,8 @@ class SplitSuccessEval(BaseCallback):
         self._envs: dict[str, VecEnv] = {}
         self._last = 0
         self.last_results: dict[str, SplitResult] = {}
-        #: best mean sustained success on the first split so far (restored from ``best.json`` on a continued run)
-        self.best_sustained = -np.inf
+        #: best means on the first split so far, in ``BEST_ORDER`` (restored from ``best.json`` on a continued run)
+        self.best_rank: tuple[float, ...] = (-np.inf,) * len(BEST_ORDER)
         #: whether training stopped at the gate
         self.passed = False
 
@@ -110,7 +113,7 @@ class SplitSuccessEval(BaseCallback):
             return
         best = best_info(self.run_dir)
         if best is not None and best.get("metric") == "sustained" and best.get("split") == self.splits[0]:
-            self.best_sustained = float(best["sustained"])
+            self.best_rank = tuple(float(best[m]) for m in BEST_ORDER)
 
     def _on_step(self) -> bool:
         if self.make_env is None or self.num_timesteps - self._last < self.eval_freq:
@@ -152,11 +155,13 @@ class SplitSuccessEval(BaseCallback):
         self._last = self.num_timesteps
         first = self.evaluate()[self.splits[0]]
         scores = {m: getattr(first, f"mean_{m}") for m in METRICS}
-        if scores["sustained"] > self.best_sustained:
-            self.best_sustained = scores["sustained"]
+        passed = bool(self.stop_at) and all(scores[m] >= bound for m, bound in self.stop_at.items())
+        rank = tuple(scores[m] for m in BEST_ORDER)
+        if rank > self.best_rank or passed:  # the checkpoint that passes the gate is the one the run ends with
+            self.best_rank = rank
             if self.run_dir is not None:
                 self._save_best(scores)
-        if self.stop_at and all(scores[m] >= bound for m, bound in self.stop_at.items()):
+        if passed:
             self.passed = True
             if self.run_dir is not None:
                 atomic_write_json(self.run_dir / GATE_FILE, {"passed": True, "num_timesteps": int(self.num_timesteps),

@@ -215,7 +215,8 @@ class Pipeline:
         checkpoint = run / "checkpoint.json"
         done = json.loads(checkpoint.read_text())["num_timesteps"] if checkpoint.exists() else 0
         target = timesteps + (self._init_steps(init) if init is not None else 0)
-        if final.exists() and not self._same_setup(run, env_kwargs):
+        trained_before = final.exists() or checkpoint.exists()  # a killed run leaves only its checkpoint
+        if trained_before and not self._same_setup(run, env_kwargs):
             stale = run.with_name(f"{run.name}.stale-{int(time.time())}")
             print(f"[pipeline] {run} was trained with other inputs (bases, objects or reward): moved to {stale}")
             run.rename(stale)

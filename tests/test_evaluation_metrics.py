@@ -242,3 +242,31 @@ def test_training_run_evaluates_its_own_object_keeps_its_best_and_stops_at_its_g
     assert saved.env_kwargs["episode_length"] == EPISODE
     assert saved.model_path == run / "best" / "best_model.zip" and saved.best_timesteps == best["num_timesteps"]
     assert saved.stats_path == run / "best" / ENV_ID / "vecnormalize.pkl"
+
+
+def test_ties_in_sustained_go_to_held_and_the_gate_checkpoint_is_always_kept(tmp_path, monkeypatch):
+    scripted: list[tuple[float, float]] = []  # (sustained, held) means of each coming evaluation
+
+    def fake_episodes(env, act, length, on_step=None, seed=None):
+        sustained_share, held_share = scripted.pop(0)
+        ids = np.arange(env.num_envs)
+        sustained, held = ids < round(sustained_share * env.num_envs), ids < round(held_share * env.num_envs)
+        return sustained, sustained, held
+
+    monkeypatch.setattr(split_eval, "run_episodes", fake_episodes)
+    model = _small_model()
+    best = tmp_path / "best" / "best.json"
+    # equal sustained success, more held: the later checkpoint is better (a mug base held 0 % then 80 % at 100 %)
+    scripted += [(1.0, 0.0), (1.0, 0.75)]
+    model.learn(64, callback=_evaluator(tmp_path))
+    assert (json.loads(best.read_text())["num_timesteps"], json.loads(best.read_text())["held"]) == (64, 0.75)
+    # the evaluation that passes the gate ends the run, so it is kept even when it ranks lower than the best
+    scripted += [(1.0, 1.0)]
+    model.learn(64, callback=_evaluator(tmp_path, stop_at={"held": 0.5}), reset_num_timesteps=True)
+    assert not scripted and json.loads(best.read_text())["num_timesteps"] == 32  # passed at once: it stopped
+    scripted += [(0.5, 0.5)]
+    callback = _evaluator(tmp_path, stop_at={"held": 0.5})
+    callback.best_rank = (1.0, 1.0, 1.0)  # a better best from before
+    model.learn(64, callback=callback, reset_num_timesteps=False)
+    info = json.loads(best.read_text())
+    assert callback.passed and (info["sustained"], info["held"]) == (0.5, 0.5)
