@@ -4,9 +4,10 @@ Stages: objects -> shape codes and k clusters -> one geometry-unaware base polic
 that passes the base gate (else the next-nearest member; a cluster with no passing member is dropped)
 -> hyper-policy stage 1 (grasp-proposal reward) -> stage 2 (loosened reward, initialised from stage 1's best
 checkpoint and its normalisation statistics)
--> the from-scratch multi-task PPO baseline (same two stages and budget, no base policies) -> the vision students
-of the final hyper-policy (DAgger, ``gt_pose`` and ``camera`` clouds; ``zoo_configs/distill.yml``) -> evaluation of
-the method, the baseline and both students on the three splits -> ``results.md`` with learning curves.
+-> the from-scratch multi-task PPO baseline (same two stages and budget, no base policies), seed by seed -> the
+vision students of the final hyper-policy (DAgger, ``gt_pose`` and ``camera`` clouds; ``zoo_configs/distill.yml``)
+-> ``results.md`` with learning curves. Every base, hyper-policy, baseline and student is evaluated on the
+three splits right after it is trained (``eval-<policy>-<split>`` stages).
 
 Every training stage is its own ``resdex_sb3.train`` process writing atomic checkpoints; a stage whose final
 model exists is skipped, and one with only a checkpoint continues from it. ``pipeline.json`` records each
@@ -128,13 +129,16 @@ class Pipeline:
                 base_runs.append(chosen["run"])
         if not bases:
             raise RuntimeError(f"no base policy passed the gate {self.cfg['base_gate']} (see {self.status_path})")
+        results: dict[str, Any] = {}
+        for run_name in base_runs:  # every base alone on every split: what the mixture must beat
+            self._evaluate_splits(results, run_name, run_name)
         codes = "../shape/codes.json"  # relative to each run folder, so the output folder can move
         hyper_kwargs = {"object_set": set_name, "split": "train", "shape_codes": codes}
         runs = {}  # label -> (stage-1 run, final run, base models or None for the baseline, seed)
-        for label, prefix, base_models in (("method", "hyper", bases), ("baseline", "baseline", None)):
-            if base_models is None and not self.cfg["baseline"]:
-                continue
-            for seed in self.cfg["seeds"]:
+        for seed in self.cfg["seeds"]:  # seed by seed, so that the method and its baseline compare early
+            for label, prefix, base_models in (("method", "hyper", bases), ("baseline", "baseline", None)):
+                if base_models is None and not self.cfg["baseline"]:
+                    continue
                 suffix = seed_suffix(seed, self.cfg["seeds"])
                 runs[label + suffix] = (f"{prefix}-stage1{suffix}", prefix + suffix, base_models, seed)
         for label, (stage1, stage2, base_models, seed) in runs.items():
@@ -148,22 +152,14 @@ class Pipeline:
                 init = self.out / stage1 / "ResDexHyper-v0.zip"
             self._timed(stage2, self._train, "ResDexHyper", self.out / stage2, self.cfg["stage2_timesteps"],
                         {**kwargs, "reward_mode": self.cfg["stage2_reward"]}, init, preset, seed)  # fmt: skip
+            self._evaluate_splits(results, label, stage2)
         students = []
         for mode in VISION_MODES:  # DAgger of the method's final hyper-policy into a point-cloud student
             students.append(f"vision-{mode}")
             budget = {**load_distill_preset(self.preset), "rounds": self.cfg["distill_rounds"]}
             self._timed(students[-1], self._distill, mode, budget)
-        results = {}
-        for run_name in base_runs:  # every base alone on every split: what the mixture must beat
-            for split in SPLITS:
-                results[f"{run_name}/{split}"] = self._timed(f"eval-{run_name}-{split}", self._evaluate, run_name, split)
-        for label, (_, final, _, _) in runs.items():
-            for split in SPLITS:
-                results[f"{label}/{split}"] = self._timed(f"eval-{label}-{split}", self._evaluate, final, split)
         for student in students:
-            for split in SPLITS:
-                stage = f"eval-{student}-{split}"
-                results[f"{student}/{split}"] = self._timed(stage, self._evaluate, student, split)
+            self._evaluate_splits(results, student, student)
         self._timed("report", self._report, results)
         print(f"[pipeline] results: {self.out / 'results.md'}")
 
@@ -278,6 +274,11 @@ class Pipeline:
             return int(best["num_timesteps"]) if best else 0
         info = init.parent / "checkpoint.json"
         return json.loads(info.read_text())["num_timesteps"] if info.exists() else 0
+
+    def _evaluate_splits(self, results: dict[str, Any], label: str, run_name: str) -> None:
+        """Stages ``eval-<label>-<split>``: the run on every split, into ``results['<label>/<split>']``."""
+        for split in SPLITS:
+            results[f"{label}/{split}"] = self._timed(f"eval-{label}-{split}", self._evaluate, run_name, split)
 
     def _evaluate(self, run_name: str, split: str) -> dict[str, Any]:
         from resdex_sb3.evaluate import evaluate_run, result_json
