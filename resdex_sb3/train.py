@@ -16,11 +16,16 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import fcntl
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 import envs  # noqa: F401  (registers the gym ids)
 from resdex_sb3.zoo_manager import BatchedExperimentManager, default_config_path
+
+LOCK_FILE = ".train.lock"
 
 
 def _with_defaults(argv: list[str]) -> list[str]:
@@ -53,7 +58,24 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     zoo_train.ExperimentManager = BatchedExperimentManager  # rl-zoo looks the name up when train() runs
     sys.argv = [sys.argv[0], *_with_defaults(rest)]
-    zoo_train.train()
+    if known.run_dir is None:
+        zoo_train.train()
+        return
+    with run_lock(Path(known.run_dir)):
+        zoo_train.train()
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``<run>/.train.lock`` while training, so that a second process on the same run folder (a rerun
+    pipeline, a hand-started continuation) stops with one clear line instead of interleaving checkpoints."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK_FILE, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"error: {run_dir} is being trained by another process (it holds {LOCK_FILE})") from None
+        yield
 
 
 if __name__ == "__main__":

@@ -184,3 +184,15 @@ def test_train_rejects_unknown_env_option(tmp_path, small_data):
                 str(tmp_path / "r"), "--env-kwargs", "colour:'red'", data_dir=small_data)  # fmt: skip
     assert done.returncode != 0
     assert "colour" in done.stderr
+
+
+def test_a_run_folder_is_trained_by_one_process_at_a_time(tmp_path):
+    from resdex_sb3.train import run_lock
+
+    with run_lock(tmp_path / "run"):
+        blocked = subprocess.run([sys.executable, "-c", "from pathlib import Path; from resdex_sb3.train import "
+                                  f"run_lock; run_lock(Path({str(tmp_path / 'run')!r})).__enter__()"],
+                                 cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert blocked.returncode != 0 and "being trained by another process" in blocked.stderr
+    with run_lock(tmp_path / "run"):  # released with the first holder
+        pass
