@@ -429,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.run()
     except StopAfterStage as stop:
         print(f"[pipeline] stopped after {stop} (--until)")
+    except subprocess.CalledProcessError as err:  # the stage's own output above says why; pipeline.json has it too
+        print(f"[pipeline] error: a stage's command failed (exit {err.returncode}): {' '.join(err.cmd)}", file=sys.stderr)
+        return 1
     return 0
 
 
