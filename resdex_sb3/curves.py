@@ -28,6 +28,21 @@ def read_scalar(run: Path, tag: str, x: str = "steps") -> tuple[list[float], lis
     return [(points[s][0] - start) / 3600.0 for s in steps], [points[s][1] for s in steps]
 
 
+def training_seconds(run: Path) -> float:
+    """Wall time a run trained, from its tensorboard events: first to last point of every process that wrote to
+    it, summed (the gaps between a killed process and its continuation do not count)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    total = 0.0
+    for events in sorted(run.rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        times = [e.wall_time for tag in acc.Tags().get("scalars", []) for e in acc.Scalars(tag)]
+        if times:
+            total += max(times) - min(times)
+    return total
+
+
 def plot_runs(runs: dict[str, Path], tag: str, out: Path, x: str = "steps") -> Path | None:
     """One plot of ``tag`` against env steps (``x="steps"``) or wall time (``"wall"``) for every run that logged
     it; None when none did."""

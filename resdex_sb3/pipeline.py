@@ -163,6 +163,17 @@ class Pipeline:
         self._timed("report", self._report, results)
         print(f"[pipeline] results: {self.out / 'results.md'}")
 
+    def report_so_far(self) -> Path:
+        """``results.md`` from every evaluation finished so far (for a pipeline still under way, or stopped with
+        ``--until``); the full run writes it as its last stage."""
+        results = {}
+        for stage, record in self.status.items():
+            if stage.startswith("eval-") and record.get("status") == "done":
+                label, split = stage.removeprefix("eval-").rsplit("-", 1)  # split names hold no hyphen
+                results[f"{label}/{split}"] = record["result"]
+        self._report(results)
+        return self.out / "results.md"
+
     def _objects(self, set_name: str) -> dict[str, Any]:
         from envs.objects.catalog import load_object_set
 
@@ -317,15 +328,19 @@ class Pipeline:
         return {"table": str(self.out / "results.md")}
 
     def _budget_table(self) -> list[str]:
-        """Env steps and wall time behind each final policy, the bases' included for the method (every base
-        attempt counts, passed or not)."""
+        """Env steps and training wall time behind each final policy, the bases' included for the method (every
+        base attempt counts, passed or not). Times come from each run's tensorboard events, so they hold whoever
+        started the run; evaluations are not included."""
+        from resdex_sb3.curves import training_seconds
+
         def steps(run: str) -> int:
             info = self.out / run / "checkpoint.json"
             return json.loads(info.read_text())["num_timesteps"] if info.exists() else 0
 
         base_records = [v for k, v in self.status.items() if k.startswith("base-") and isinstance(v.get("result"), dict)]
-        base_steps = sum(a.get("timesteps", 0) for r in base_records for a in r["result"].get("attempts", []))
-        base_seconds = sum(r.get("seconds", 0.0) for r in base_records)
+        attempts = [a for r in base_records for a in r["result"].get("attempts", [])]
+        base_steps = sum(a.get("timesteps", 0) for a in attempts)
+        base_seconds = sum(training_seconds(self.out / a["run"]) for a in attempts)
         lines = ["", "| policy | env steps | of which bases | wall time (h) |", "|---|---|---|---|"]
         for prefix, with_bases in (("hyper", True), ("baseline", False)):
             for seed in self.cfg["seeds"]:
@@ -336,7 +351,7 @@ class Pipeline:
                 init = self.out / stage1 / BEST_MODEL
                 started_at = self._init_steps(init if init.exists() else self.out / stage1 / "ResDexHyper-v0.zip")
                 own = steps(stage1) + steps(final) - started_at  # stage 2 counts on from its starting checkpoint
-                seconds = sum(self.status.get(s, {}).get("seconds", 0.0) for s in (stage1, final))
+                seconds = training_seconds(self.out / stage1) + training_seconds(self.out / final)
                 extra_steps, extra_seconds = (base_steps, base_seconds) if with_bases else (0, 0.0)
                 lines.append(f"| {final} | {own + extra_steps:,} | {extra_steps:,} | "
                              f"{(seconds + extra_seconds) / 3600:.2f} |")  # fmt: skip
@@ -368,7 +383,7 @@ class Pipeline:
                 mean, low, high = paired_difference(np.array([ours[n]["sustained"] for n in names]),
                                                     np.array([theirs[n]["sustained"] for n in names]))  # fmt: skip
                 lines.append(f"| {label} | {split} | {100 * mean:+.1f} | {100 * low:+.1f} .. {100 * high:+.1f} |")
-        return lines
+        return lines if len(lines) > 5 else []
 
     def _seed_table(self, results: dict[str, Any]) -> list[str]:
         """Policies run over several seeds: the mean over seeds, its range, and the 95 % interval over objects of
@@ -396,7 +411,7 @@ class Pipeline:
                     cells.append(f"{100 * np.mean(per_seed):.1f} ({100 * min(per_seed):.1f}-{100 * max(per_seed):.1f}); "
                                  f"CI {100 * low:.1f}-{100 * high:.1f}")  # fmt: skip
                 lines.append(f"| {label} | {split} | {len(found)} | " + " | ".join(cells) + " |")
-        return lines
+        return lines if len(lines) > 5 else []
 
     def _plot_curves(self) -> list[Path]:
         """The headline (periodic sustained success on train) and the rollouts' success, against env steps and
@@ -422,9 +437,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--until", default=None, metavar="STAGE",
                         help="stop once this stage (e.g. base-3, hyper, vision-camera) is complete")  # fmt: skip
+    parser.add_argument("--report-only", action="store_true",
+                        help="write results.md from the evaluations finished so far, and train nothing")
     args = parser.parse_args(argv)
     pipeline = Pipeline(args.preset, args.out or Path(f"runs/pipeline-{args.preset}"), args.data_dir, args.seed,
                         until=args.until)  # fmt: skip
+    if args.report_only:
+        if not pipeline.status_path.exists():
+            print(f"error: {pipeline.status_path} does not exist: nothing has run in {pipeline.out}", file=sys.stderr)
+            return 2
+        print(f"[pipeline] results so far: {pipeline.report_so_far()}")
+        return 0
     try:
         pipeline.run()
     except StopAfterStage as stop:
