@@ -8,5 +8,5 @@ from callbacks.stage_switch import StageSwitch
 from callbacks.training_stats import TrainingStats
 from callbacks.update_threads import UpdateThreads
 
-__all__ = ["AtomicCheckpoint", "BatchedTimeoutBootstrap", "KLAdaptiveLR", "SplitSuccessEval", "StageSwitch", "TrainingStats",
-           "UpdateThreads"]
+__all__ = ["AtomicCheckpoint", "BatchedTimeoutBootstrap", "KLAdaptiveLR", "SplitSuccessEval", "StageSwitch",
+           "TrainingStats", "UpdateThreads"]

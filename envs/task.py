@@ -223,7 +223,8 @@ class GraspTask:
         terminal_obs = np.where(failed[done_ids, None], prev_obs[done_ids], obs[done_ids])
         result = StepResult(
             obs=obs, reward=reward.astype(np.float32), terminated=terminated, truncated=truncated, done=done,
-            terminal_obs=terminal_obs, is_success=self.success.copy(), is_sustained=self.sustained.copy(), is_held=at_goal,
+            terminal_obs=terminal_obs, is_success=self.success.copy(), is_sustained=self.sustained.copy(),
+            is_held=at_goal,
             physics_reset=failed, episode_return=self.episode_return.copy(), episode_length=self.progress.copy(),
             episode_terms={t: self.episode_terms[:, j].copy() for j, t in enumerate(self.term_names)},
         )  # fmt: skip

@@ -42,7 +42,8 @@ def train_base(out: Path, steps: int) -> None:
     subprocess.run([sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", "ResDexBase",
                     "--preset", "cpu", "--run-dir", str(run), "-tb", str(run / "tb"), "--seed", "0",
                     "-n", str(steps), "--log-interval", "10",
-                    "--env-kwargs", f"objects:[{representative!r}]", f"reward_mode:{reward!r}"], check=True)  # fmt: skip
+                    "--env-kwargs", f"objects:[{representative!r}]", f"reward_mode:{reward!r}"],
+                   check=True)  # fmt: skip
     from resdex_sb3.curves import plot_runs
 
     for tag, name in (("eval/sustained_own", "sustained"), ("charts/success_rate", "success"),

@@ -33,9 +33,9 @@ from resdex_sb3.distill import finished_rounds, load_distill_preset
 
 CONFIG = Path(__file__).resolve().parents[1] / "zoo_configs" / "pipeline.yml"
 SPLITS = ("train", "unseen_obj", "unseen_cat")
-PIPELINE_KEYS = {"object_set", "k", "base_reward", "base_timesteps", "stage1_timesteps", "stage2_timesteps", "stage2_reward",
-                 "baseline", "seeds", "eval_trials", "encoder_epochs", "distill_rounds", "base_attempts", "base_gate",
-                 "base_eval_trials"}  # fmt: skip
+PIPELINE_KEYS = {"object_set", "k", "base_reward", "base_timesteps", "stage1_timesteps", "stage2_timesteps",
+                 "stage2_reward", "baseline", "seeds", "eval_trials", "encoder_epochs", "distill_rounds",
+                 "base_attempts", "base_gate", "base_eval_trials"}  # fmt: skip
 GATE_FILE = "gate.json"  # written by callbacks.SplitSuccessEval when a run stopped at its gate
 BEST_MODEL = Path("best") / "best_model.zip"  # callbacks.SplitSuccessEval's best checkpoint
 
@@ -209,8 +209,9 @@ class Pipeline:
             passed = all(scores[key] >= bound for key, bound in gate.items())
             tried.append({"run": run_name, "object": name, "timesteps": trained["timesteps"], "passed": passed,
                           **scores})  # fmt: skip
+            verdict = "passes" if passed else "fails"
             print(f"[pipeline] base-{index}: {name} any-time {100 * scores['success']:.0f} %, held "
-                  f"{100 * scores['held']:.0f} % on itself: {'passes' if passed else 'fails'} the gate {gate}")  # fmt: skip
+                  f"{100 * scores['held']:.0f} % on itself: {verdict} the gate {gate}")  # fmt: skip
             if passed:
                 return {**tried[-1], "attempts": tried, "reused": reused}
         print(f"[pipeline] base-{index}: no member passed; the cluster is dropped")
@@ -299,8 +300,8 @@ class Pipeline:
         summary = result_json(result, split, str(run))
         path = self.out / "eval" / f"{run_name}-{split}.json"
         atomic_write_json(path, summary)
-        return {"file": str(path.relative_to(self.out)), **{k: summary[k] for k in ("sustained", "sustained_ci95", "success", "ci95", "held", "held_ci95",
-                                        "num_objects")}}  # fmt: skip
+        keys = ("sustained", "sustained_ci95", "success", "ci95", "held", "held_ci95", "num_objects")
+        return {"file": str(path.relative_to(self.out)), **{k: summary[k] for k in keys}}
 
     def _report(self, results: dict[str, Any]) -> dict[str, Any]:
         lines = [f"# ResDex pipeline, preset `{self.preset}`", "",
@@ -337,7 +338,8 @@ class Pipeline:
             info = self.out / run / "checkpoint.json"
             return json.loads(info.read_text())["num_timesteps"] if info.exists() else 0
 
-        base_records = [v for k, v in self.status.items() if k.startswith("base-") and isinstance(v.get("result"), dict)]
+        base_records = [v for k, v in self.status.items()
+                        if k.startswith("base-") and isinstance(v.get("result"), dict)]  # fmt: skip
         attempts = [a for r in base_records for a in r["result"].get("attempts", [])]
         base_steps = sum(a.get("timesteps", 0) for a in attempts)
         base_seconds = sum(training_seconds(self.out / a["run"]) for a in attempts)
@@ -369,7 +371,8 @@ class Pipeline:
             method = results.get(f"method/{split}")
             if method is None:
                 continue
-            bases = {k.split("/")[0]: r for k, r in results.items() if k.startswith("base-") and k.endswith(f"/{split}")}
+            bases = {k.split("/")[0]: r for k, r in results.items()
+                     if k.startswith("base-") and k.endswith(f"/{split}")}  # fmt: skip
             rivals = {}
             if bases:
                 best = max(bases, key=lambda name: bases[name]["sustained"])
@@ -395,7 +398,8 @@ class Pipeline:
             return []
         lines = ["", f"Over seeds {seeds}: mean over seeds (min-max over seeds), and the 95 % interval over objects "
                      "of the seed-averaged per-object rate.", "",
-                 "| policy | split | seeds | sustained % | any-time % | held % |", "|---|---|---|---|---|---|"]  # fmt: skip
+                 "| policy | split | seeds | sustained % | any-time % | held % |",
+                 "|---|---|---|---|---|---|"]  # fmt: skip
         for label in ("method", "baseline"):
             for split in SPLITS:
                 found = [results.get(f"{label}{seed_suffix(s, seeds)}/{split}") for s in seeds]
@@ -408,8 +412,8 @@ class Pipeline:
                     per_object = np.mean([[o[key] for o in json.loads((self.out / r["file"]).read_text())["objects"]]
                                           for r in found], axis=0)  # fmt: skip
                     low, high = confidence_interval(per_object)
-                    cells.append(f"{100 * np.mean(per_seed):.1f} ({100 * min(per_seed):.1f}-{100 * max(per_seed):.1f}); "
-                                 f"CI {100 * low:.1f}-{100 * high:.1f}")  # fmt: skip
+                    spread = f"{100 * min(per_seed):.1f}-{100 * max(per_seed):.1f}"
+                    cells.append(f"{100 * np.mean(per_seed):.1f} ({spread}); CI {100 * low:.1f}-{100 * high:.1f}")
                 lines.append(f"| {label} | {split} | {len(found)} | " + " | ".join(cells) + " |")
         return lines if len(lines) > 5 else []
 
@@ -453,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     except StopAfterStage as stop:
         print(f"[pipeline] stopped after {stop} (--until)")
     except subprocess.CalledProcessError as err:  # the stage's own output above says why; pipeline.json has it too
-        print(f"[pipeline] error: a stage's command failed (exit {err.returncode}): {' '.join(err.cmd)}", file=sys.stderr)
+        print(f"[pipeline] error: a stage's command failed (exit {err.returncode}): {' '.join(err.cmd)}",
+              file=sys.stderr)
         return 1
     return 0
 
