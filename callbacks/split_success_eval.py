@@ -16,12 +16,10 @@ from callbacks.atomic_checkpoint import atomic_save_model, atomic_save_vecnormal
 from envs.objects.spec import ObjectSpec
 from envs.objects.store import atomic_write_json
 from resdex_sb3.evaluation import METRICS, SplitResult, per_object, run_episodes
-from resdex_sb3.run_folder import BEST_DIR, BEST_INFO, BEST_MODEL, STATS_FILE, best_info
+from resdex_sb3.run_folder import BEST_DIR, BEST_INFO, BEST_MODEL, GATE_FILE, STATS_FILE, best_info
 
 #: Split name meaning "exactly the objects the run trains on" (its ``objects``, else its split).
 OWN_SPLIT = "own"
-#: Written to the run folder when training stopped because the policy passed ``stop_at``.
-GATE_FILE = "gate.json"
 #: How evaluations rank for the best checkpoint: sustained success, ties broken by held, then by any-time success.
 BEST_ORDER = ("sustained", "held", "success")
 #: Env seeds of every periodic evaluation (``seed + env index``): every evaluation starts from the same poses.

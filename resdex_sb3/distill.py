@@ -45,7 +45,7 @@ import envs  # noqa: F401  (gym ids, headless GL default)
 from envs.objects.catalog import ObjectSet, load_object_set
 from envs.objects.store import atomic_write_bytes, atomic_write_json
 from envs.vision import CLOUD_MODES
-from resdex_sb3.env_builder import build_env, resolve, select_objects, split_env_kwargs
+from resdex_sb3.env_builder import EVALUATION_OPTIONS, build_env, resolve, select_objects, split_env_kwargs
 from resdex_sb3.evaluation import per_object, run_episodes
 from resdex_sb3.run_folder import load_run
 
@@ -153,7 +153,7 @@ class Distillation:
         budget = config["distill"]
         names = [o.name for o in select_objects(objset, split, None)[: budget["eval_max_objects"]]]
         kwargs = {**config["env_kwargs"], "split": split, "objects": names, "num_threads": self.num_threads,
-                  "random_initial_progress": False}  # evaluation: every env runs one whole episode
+                  **EVALUATION_OPTIONS}  # fmt: skip
         return build_env(ENV_ID, len(names) * budget["eval_trials"], EVAL_SEED, kwargs, object_set=objset)
 
     # ------------------------------------------------------------------ the run

@@ -26,6 +26,9 @@ from envs.factory import make_vec_env
 from envs.objects.catalog import ObjectSet, load_object_set
 
 ENV_OPTIONS = ("object_set", "data_dir", "split", "objects", "shape_codes", "base_models", "num_threads")
+#: What every evaluation env overrides in a run's ``env_kwargs``: all envs start one whole episode together,
+#: whereas training desynchronises them (``random_initial_progress``).
+EVALUATION_OPTIONS: dict[str, Any] = {"random_initial_progress": False}
 
 
 def split_env_kwargs(env_kwargs: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -33,7 +33,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 import envs  # noqa: F401  (headless GL default)
 from envs.objects.catalog import SPLITS, available_sets, load_object_set
 from envs.objects.store import atomic_write_bytes, atomic_write_json
-from resdex_sb3.env_builder import build_env, split_env_kwargs
+from resdex_sb3.env_builder import EVALUATION_OPTIONS, build_env, split_env_kwargs
 from resdex_sb3.evaluation import METRICS, SplitResult, paired_difference, per_object, run_episodes
 from resdex_sb3.run_folder import SavedRun, load_run
 
@@ -64,7 +64,7 @@ def evaluate_run(run_path: str | Path, split: str, trials: int = 10, data_dir: s
     for start in range(0, len(objects), per_chunk):
         chunk = objects[start : start + per_chunk]
         kwargs = {**run.env_kwargs, "object_set": set_name, "split": "all", "objects": [o.name for o in chunk],
-                  "random_initial_progress": False}  # fmt: skip
+                  **EVALUATION_OPTIONS}  # fmt: skip
         if data_dir:
             kwargs["data_dir"] = data_dir
         env = build_env(run.env_id, len(chunk) * trials, EVAL_SEED + start * trials, kwargs, root=run.root,
@@ -130,24 +130,34 @@ def result_json(result: SplitResult, split: str, run: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def compare(path_a: Path, path_b: Path) -> list[str]:
-    """Lines of the paired per-object difference A - B of each metric between two ``--json`` summaries."""
-    tables = [per_object_table(path) for path in (path_a, path_b)]
+def paired_metrics(path_a: Path, path_b: Path) -> tuple[int, dict[str, tuple[float, ...]]]:
+    """Two ``--json`` summaries paired by object: the number of objects and, per metric, (mean of A, mean of B,
+    mean difference A - B, its 95 % interval low, high)."""
+    tables = [_per_object_table(path) for path in (path_a, path_b)]
     only_a, only_b = sorted(set(tables[0]) - set(tables[1])), sorted(set(tables[1]) - set(tables[0]))
     if only_a or only_b:
         raise ValueError(f"{path_b} evaluates other objects than {path_a} ({len(only_a)} only in A, "
                          f"{len(only_b)} only in B, e.g. {(only_a + only_b)[0]!r}); --compare pairs them by object")
     objects = sorted(tables[0])
-    lines = [f"A = {path_a}", f"B = {path_b}", f"{len(objects)} objects, paired per object; A - B, 95 % t-interval"]
-    for metric, label in zip(METRICS, ("sustained", "any-time", "held")):
+    paired = {}
+    for metric in METRICS:
         a, b = (np.array([table[o][metric] for o in objects]) for table in tables)
-        mean, low, high = paired_difference(a, b)
-        lines.append(f"{label:>9}  A {100 * a.mean():5.1f} %  B {100 * b.mean():5.1f} %  A-B {100 * mean:+6.1f} "
+        paired[metric] = (float(a.mean()), float(b.mean()), *paired_difference(a, b))
+    return len(objects), paired
+
+
+def compare(path_a: Path, path_b: Path) -> list[str]:
+    """Lines of the paired per-object difference A - B of each metric between two ``--json`` summaries."""
+    count, paired = paired_metrics(path_a, path_b)
+    lines = [f"A = {path_a}", f"B = {path_b}", f"{count} objects, paired per object; A - B, 95 % t-interval"]
+    for metric, label in zip(METRICS, ("sustained", "any-time", "held")):
+        a, b, mean, low, high = paired[metric]
+        lines.append(f"{label:>9}  A {100 * a:5.1f} %  B {100 * b:5.1f} %  A-B {100 * mean:+6.1f} "
                      f"points (95 % CI {100 * low:+.1f} .. {100 * high:+.1f})")  # fmt: skip
     return lines
 
 
-def per_object_table(path: Path) -> dict[str, dict[str, float]]:
+def _per_object_table(path: Path) -> dict[str, dict[str, float]]:
     """object -> {metric: rate} of one ``--json`` summary."""
     try:
         rows = json.loads(Path(path).read_text())["objects"]

@@ -30,14 +30,13 @@ import yaml
 from envs.objects.store import atomic_write_bytes, atomic_write_json
 from envs.vision import CLOUD_MODES as VISION_MODES
 from resdex_sb3.distill import finished_rounds, load_distill_preset
+from resdex_sb3.run_folder import best_info, best_model_path, load_run, passed_gate
 
 CONFIG = Path(__file__).resolve().parents[1] / "zoo_configs" / "pipeline.yml"
 SPLITS = ("train", "unseen_obj", "unseen_cat")
 PIPELINE_KEYS = {"object_set", "k", "base_reward", "base_timesteps", "stage1_timesteps", "stage2_timesteps",
                  "stage2_reward", "baseline", "seeds", "eval_trials", "encoder_epochs", "distill_rounds",
                  "base_attempts", "base_gate", "base_eval_trials"}  # fmt: skip
-GATE_FILE = "gate.json"  # written by callbacks.SplitSuccessEval when a run stopped at its gate
-BEST_MODEL = Path("best") / "best_model.zip"  # callbacks.SplitSuccessEval's best checkpoint
 
 
 def load_preset(preset: str, path: Path = CONFIG) -> dict[str, Any]:
@@ -146,10 +145,7 @@ class Pipeline:
             preset = self.preset if base_models else f"baseline-{self.preset}"  # ppo.yml's multi-task baseline
             self._timed(stage1, self._train, "ResDexHyper", self.out / stage1, self.cfg["stage1_timesteps"],
                         {**kwargs, "reward_mode": "stage1"}, None, preset, seed)  # fmt: skip
-            # stage 2 starts from stage 1 (the reference forgot to): its best checkpoint, with that checkpoint's stats
-            init = self.out / stage1 / BEST_MODEL
-            if not init.exists():
-                init = self.out / stage1 / "ResDexHyper-v0.zip"
+            init = self._stage2_init(stage1)
             self._timed(stage2, self._train, "ResDexHyper", self.out / stage2, self.cfg["stage2_timesteps"],
                         {**kwargs, "reward_mode": self.cfg["stage2_reward"]}, init, preset, seed)  # fmt: skip
             self._evaluate_splits(results, label, stage2)
@@ -229,9 +225,7 @@ class Pipeline:
             print(f"[pipeline] {run} was trained with other inputs (bases, objects or reward): moved to {stale}")
             run.rename(stale)
             done = 0
-        gate = run / GATE_FILE
-        stopped_at_gate = gate.exists() and json.loads(gate.read_text()).get("passed", False)
-        if final.exists() and (done >= target or stopped_at_gate):
+        if final.exists() and (done >= target or passed_gate(run)):
             return {"run": str(run), "timesteps": done, "reused": True}
         if self.data_dir:
             env_kwargs = {**env_kwargs, "data_dir": self.data_dir}
@@ -270,18 +264,20 @@ class Pipeline:
     @staticmethod
     def _same_setup(run: Path, env_kwargs: dict[str, Any]) -> bool:
         """Whether a finished run used the inputs that decide what it learned."""
-        from resdex_sb3.run_folder import load_run
-
         saved = load_run(run).env_kwargs
         return all(saved.get(k) == env_kwargs.get(k) for k in ("objects", "base_models", "reward_mode", "object_set")
                    if k in env_kwargs or k in ("objects", "base_models"))  # fmt: skip
 
+    def _stage2_init(self, stage1: str) -> Path:
+        """Stage 2 starts from stage 1 (the reference forgot to): its best checkpoint, with that checkpoint's
+        statistics, else its final model."""
+        best = best_model_path(self.out / stage1)
+        return best if best.exists() else self.out / stage1 / "ResDexHyper-v0.zip"
+
     @staticmethod
     def _init_steps(init: Path) -> int:
         """Env steps behind the model a stage starts from (its best checkpoint's, or its run's last)."""
-        from resdex_sb3.run_folder import best_info
-
-        if init.parent.name == BEST_MODEL.parent.name:
+        if init == best_model_path(init.parent.parent):
             best = best_info(init.parent.parent)
             return int(best["num_timesteps"]) if best else 0
         info = init.parent / "checkpoint.json"
@@ -350,8 +346,7 @@ class Pipeline:
                 if not (self.out / final).is_dir():
                     continue
                 stage1 = f"{prefix}-stage1{seed_suffix(seed, self.cfg['seeds'])}"
-                init = self.out / stage1 / BEST_MODEL
-                started_at = self._init_steps(init if init.exists() else self.out / stage1 / "ResDexHyper-v0.zip")
+                started_at = self._init_steps(self._stage2_init(stage1))
                 own = steps(stage1) + steps(final) - started_at  # stage 2 counts on from its starting checkpoint
                 seconds = training_seconds(self.out / stage1) + training_seconds(self.out / final)
                 extra_steps, extra_seconds = (base_steps, base_seconds) if with_bases else (0, 0.0)
@@ -362,8 +357,7 @@ class Pipeline:
     def _paired_table(self, results: dict[str, Any]) -> list[str]:
         """The method against its best base alone (the best on each split) and against the baseline: the paired
         per-object difference of sustained success (same objects, same seeds) with its 95 % interval."""
-        from resdex_sb3.evaluate import per_object_table
-        from resdex_sb3.evaluation import paired_difference
+        from resdex_sb3.evaluate import paired_metrics
 
         lines = ["", "Paired per-object differences of sustained success (points, 95 % t-interval over objects):", "",
                  "| comparison | split | difference | 95 % CI |", "|---|---|---|---|"]  # fmt: skip
@@ -379,12 +373,9 @@ class Pipeline:
                 rivals[f"method - best base ({best})"] = bases[best]
             if f"baseline/{split}" in results:
                 rivals["method - baseline"] = results[f"baseline/{split}"]
-            ours = per_object_table(self.out / method["file"])
             for label, rival in rivals.items():
-                theirs = per_object_table(self.out / rival["file"])
-                names = sorted(ours)
-                mean, low, high = paired_difference(np.array([ours[n]["sustained"] for n in names]),
-                                                    np.array([theirs[n]["sustained"] for n in names]))  # fmt: skip
+                _, paired = paired_metrics(self.out / method["file"], self.out / rival["file"])
+                mean, low, high = paired["sustained"][2:]
                 lines.append(f"| {label} | {split} | {100 * mean:+.1f} | {100 * low:+.1f} .. {100 * high:+.1f} |")
         return lines if len(lines) > 5 else []
 

@@ -23,6 +23,7 @@ STATS_FILE = "vecnormalize.pkl"
 BEST_DIR = "best"
 BEST_MODEL = "best_model.zip"
 BEST_INFO = "best.json"
+GATE_FILE = "gate.json"  # written by callbacks.SplitSuccessEval when a run stopped because it passed its gate
 
 
 @dataclass
@@ -55,6 +56,17 @@ def best_info(root: str | Path) -> dict[str, Any] | None:
     return json.loads(info.read_text()) if info.is_file() else None
 
 
+def best_model_path(root: str | Path) -> Path:
+    """Where a run keeps its best checkpoint (whether or not it has one yet)."""
+    return Path(root) / BEST_DIR / BEST_MODEL
+
+
+def passed_gate(root: str | Path) -> bool:
+    """Whether the run stopped at its gate (``gate.json`` says passed)."""
+    gate = Path(root) / GATE_FILE
+    return gate.is_file() and bool(json.loads(gate.read_text()).get("passed", False))
+
+
 def load_run(path: str | Path) -> SavedRun:
     """Locate model, stats and config in a run folder (or from a model zip in it or in its ``best/``).
 
@@ -71,7 +83,7 @@ def load_run(path: str | Path) -> SavedRun:
         raise FileNotFoundError(f"run {root} has no <env id>/config.yml; is it a resdex_sb3.train run folder?")
     env_id = configs[0].parent.name
     best = best_info(root)
-    best_model = root / BEST_DIR / BEST_MODEL
+    best_model = best_model_path(root)
     if path.is_file():
         model = path
     elif best is not None and best_model.is_file():

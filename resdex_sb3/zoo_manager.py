@@ -19,7 +19,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from callbacks.split_success_eval import EVAL_SEED, OWN_SPLIT, SplitSuccessEval, spread_over_categories
 from callbacks.atomic_checkpoint import AtomicCheckpoint, atomic_save_model, atomic_save_vecnormalize
-from resdex_sb3.env_builder import build_env
+from resdex_sb3.env_builder import EVALUATION_OPTIONS, build_env
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "zoo_configs" / "ppo.yml"
 ZOO_KEYS = {"n_envs", "n_timesteps", "normalize", "policy_kwargs", "env_kwargs", "callback", "env_wrapper",
@@ -115,7 +115,7 @@ class BatchedExperimentManager(ExperimentManager):
             else:
                 objects = select_objects(objset, split, None)
             names = [o.name for o in spread_over_categories(objects, max_objects)]
-            kwargs = {**(self.env_kwargs or {}), "split": "all", "objects": names, "random_initial_progress": False}
+            kwargs = {**(self.env_kwargs or {}), "split": "all", "objects": names, **EVALUATION_OPTIONS}
             return build_env(self.env_name.gym_id, len(names) * trials, EVAL_SEED, kwargs, root=Path(self.save_path),
                              object_set=objset)  # fmt: skip
 

@@ -16,14 +16,14 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
 import callbacks.split_success_eval as split_eval
-from callbacks.split_success_eval import EVAL_SEED, GATE_FILE, SplitSuccessEval, spread_over_categories
+from callbacks.split_success_eval import EVAL_SEED, SplitSuccessEval, spread_over_categories
 from envs.factory import make_vec_env
 from envs.objects.primitives import primitive_objects
 from envs.objects.spec import ConvexPart, ObjectSpec
 from resdex_sb3.composer import ResidualMoEComposer
 from resdex_sb3.evaluate import compare, result_json
 from resdex_sb3.evaluation import confidence_interval, paired_difference, per_object, run_episodes
-from resdex_sb3.run_folder import load_run
+from resdex_sb3.run_folder import GATE_FILE, load_run
 from resdex_sb3.zoo_manager import DEFAULT_CONFIG
 
 REPO = Path(__file__).resolve().parents[1]
