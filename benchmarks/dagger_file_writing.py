@@ -65,7 +65,7 @@ def main() -> None:
 
     from resdex_sb3.dagger import (ConstantBetaSchedule, DeterministicMSELoss, PrivilegedExpertPolicy,
                                    RingBufferDAggerTrainer, StepLogger, TransitionRingBuffer)  # fmt: skip
-    from resdex_sb3.distill import load_distill_preset
+    from resdex_sb3.presets import load_distill_preset
     from resdex_sb3.policies import VisionStudentPolicy
 
     totals = {"save": 0.0, "save_calls": 0, "load": 0.0, "load_calls": 0}

@@ -3,8 +3,7 @@ and an optional early stop once the policy passes a gate."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,40 +11,24 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from callbacks.atomic_checkpoint import atomic_save_model, atomic_save_vecnormalize
-from envs.objects.spec import ObjectSpec
-from envs.objects.store import atomic_write_json
-from resdex_sb3.evaluation import METRICS, SplitResult, per_object, run_episodes
-from resdex_sb3.run_folder import BEST_DIR, BEST_INFO, BEST_MODEL, GATE_FILE, STATS_FILE, best_info
+from envs.files import atomic_write_json
+from envs.objects.spec import SPLITS
+from resdex_sb3.evaluation import EVAL_SEED, METRICS, SplitResult, per_object, run_episodes, split_env
+from resdex_sb3.run_folder import BEST_DIR, BEST_INFO, BEST_MODEL, GATE_FILE, best_info, save_model
 
-#: Split name meaning "exactly the objects the run trains on" (its ``objects``, else its split).
-OWN_SPLIT = "own"
 #: How evaluations rank for the best checkpoint: sustained success, ties broken by held, then by any-time success.
 BEST_ORDER = ("sustained", "held", "success")
-#: Env seeds of every periodic evaluation (``seed + env index``): every evaluation starts from the same poses.
-EVAL_SEED = 20_000
-
-
-def spread_over_categories(objects: Sequence[ObjectSpec], limit: int) -> list[ObjectSpec]:
-    """At most ``limit`` of ``objects``, taken round-robin over their categories (categories sorted by name,
-    objects of a category in their given order), so that a capped evaluation still sees every category it can;
-    returned in their given order. Deterministic."""
-    members: dict[str, list[str]] = defaultdict(list)
-    for obj in objects:
-        members[obj.category].append(obj.name)
-    # round r takes the r-th object of every category: rank by (round, category)
-    rank = {name: (depth, c) for c, cat in enumerate(sorted(members)) for depth, name in enumerate(members[cat])}
-    keep = set(sorted(rank, key=rank.__getitem__)[:limit])
-    return [o for o in objects if o.name in keep]
 
 
 class SplitSuccessEval(BaseCallback):
     """Every ``eval_freq`` env steps, run ``trials`` deterministic episodes per object of each split.
 
     Logs ``eval/sustained_<split>``, ``eval/success_<split>`` and ``eval/held_<split>`` (see
-    ``resdex_sb3.evaluation``). The experiment manager supplies ``make_env`` ((split, trials, max_objects) ->
-    un-normalised VecEnv with one block of ``trials`` envs per object, built with ``random_initial_progress``
-    off), and ``run_dir`` / ``env_id``; the training env's normalisation statistics are copied in before each
+    ``resdex_sb3.evaluation``). The experiment manager tells it its run through :meth:`bind_run`, and
+    ``_init_callback`` then builds each split's envs with ``evaluation.split_env`` (one block of ``trials`` envs per
+    object, ``random_initial_progress`` off), as SB3's ``EvalCallback`` is handed its eval env; a test may set
+    ``make_env`` ((split, trials, max_objects) -> VecEnv) itself. The training env's normalisation statistics are
+    copied in before each
     evaluation. The first split decides the best checkpoint and the gate:
 
     - best checkpoint, like SB3's ``EvalCallback`` ``best_model``: when an evaluation ranks strictly higher than
@@ -71,13 +54,13 @@ class SplitSuccessEval(BaseCallback):
         (``spread_over_categories``), to bound the cost.
     :param stop_at: stop training once the first split's means reach all these bounds (keys among ``sustained``,
         ``success``, ``held``), e.g. ``{"success": 0.9, "held": 0.8}``; None trains to the end.
-    :param run_dir: run folder for ``best/`` and ``gate.json``; set by the experiment manager when None; without
+    :param run_dir: run folder for ``best/`` and ``gate.json``; set by :meth:`bind_run` when None; without
         one nothing is saved.
-    :param env_id: gym id, naming the statistics sub-folder as rl-zoo does; set by the experiment manager when None.
+    :param env_id: gym id, naming the statistics sub-folder as rl-zoo does; set by :meth:`bind_run` when None.
     :param verbose: SB3 verbosity (1: print each evaluation and each new best).
     """
 
-    def __init__(self, eval_freq: int, splits: Sequence[str] = ("train", "unseen_obj", "unseen_cat"),
+    def __init__(self, eval_freq: int, splits: Sequence[str] = SPLITS,
                  trials: int = 4, max_objects: int = 64, stop_at: dict[str, float] | None = None,
                  run_dir: str | Path | None = None, env_id: str | None = None, verbose: int = 0) -> None:  # fmt: skip
         super().__init__(verbose)
@@ -90,7 +73,9 @@ class SplitSuccessEval(BaseCallback):
         self.stop_at = dict(stop_at or {})
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.env_id = env_id
+        #: (split, trials, max_objects) -> un-normalised evaluation VecEnv; built from the bound run when None
         self.make_env: Callable[[str, int, int], VecEnv] | None = None
+        self._run_env_kwargs: dict[str, Any] | None = None
         self._envs: dict[str, VecEnv] = {}
         self._last = 0
         self.last_results: dict[str, SplitResult] = {}
@@ -98,6 +83,18 @@ class SplitSuccessEval(BaseCallback):
         self.best_rank: tuple[float, ...] = (-np.inf,) * len(BEST_ORDER)
         #: whether training stopped at the gate
         self.passed = False
+
+    def bind_run(self, run_dir: Path, env_id: str, env_kwargs: Mapping[str, Any]) -> None:
+        """Called by the experiment manager before training: the run folder, its gym id and its ``env_kwargs``
+        (relative paths in them resolve against ``run_dir``)."""
+        if self.run_dir is None:
+            self.run_dir, self.env_id = Path(run_dir), env_id
+        self._run_env_kwargs = dict(env_kwargs)
+
+    def _init_callback(self) -> None:
+        if self.make_env is None and self._run_env_kwargs is not None:
+            env_id, kwargs, root = self.env_id or "", self._run_env_kwargs, self.run_dir
+            self.make_env = lambda split, trials, limit: split_env(env_id, kwargs, split, trials, limit, root=root)
 
     def _on_training_start(self) -> None:
         self._last = self.num_timesteps  # a continued run, like a fresh one, first evaluates eval_freq steps in
@@ -128,7 +125,7 @@ class SplitSuccessEval(BaseCallback):
 
     def evaluate(self) -> dict[str, SplitResult]:
         """Evaluate every split with the policy's current normalisation; log and return the results."""
-        assert self.make_env is not None, "the experiment manager sets make_env"
+        assert self.make_env is not None, "bind_run (the experiment manager) or a test sets make_env"
         train_norm = self.model.get_vec_normalize_env()
         for split in self.splits:
             env = self._env(split)
@@ -177,13 +174,7 @@ class SplitSuccessEval(BaseCallback):
         # best.json goes first and comes back last: meanwhile readers use the final model instead of a new model
         # with old statistics (run_folder.load_run only trusts best/ while best.json exists)
         info.unlink(missing_ok=True)
-        atomic_save_model(self.model, folder / BEST_MODEL)
-        stats = folder / self.env_id / STATS_FILE
-        vec_normalize = self.model.get_vec_normalize_env()
-        if vec_normalize is not None:
-            atomic_save_vecnormalize(vec_normalize, stats)
-        else:
-            stats.unlink(missing_ok=True)  # an earlier run's statistics would be applied to this model
+        save_model(self.model, folder / BEST_MODEL, self.env_id)
         atomic_write_json(info, {"num_timesteps": int(self.num_timesteps), "metric": "sustained",
                                  "split": self.splits[0], **scores})  # fmt: skip
         if self.verbose:

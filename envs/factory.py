@@ -12,21 +12,10 @@ from envs.objects.primitives import primitive_objects
 from envs.objects.spec import ObjectSpec
 from envs.proposals import GraspProposal
 from envs.task import GraspTask
+from envs.variants import VARIANTS, VISION_VARIANTS
 from envs.vec_env import ResDexVecEnv
 from envs.vision import VisionConfig, split_vision_options
 from envs.vision_task import VisionGraspTask
-
-#: Task settings of each registered variant.
-VARIANTS: dict[str, dict[str, Any]] = {
-    "ResDexBase": {"obs_mode": "base", "reward_mode": "base"},
-    "ResDexHyper": {"obs_mode": "hyper", "reward_mode": "stage1"},
-    # student observation + the hyper observation as its privileged part (envs.vision); the reward is unused
-    # by DAgger, stage 2 is the expert's final one
-    "ResDexVision": {"obs_mode": "hyper", "reward_mode": "stage2"},
-}
-#: Variants built on ``VisionGraspTask``; their options may also hold ``VisionConfig`` fields.
-VISION_VARIANTS: frozenset[str] = frozenset({"ResDexVision"})
-
 
 def assign_objects(objects: Sequence[ObjectSpec], num_envs: int) -> list[ObjectSpec]:
     """Contiguous blocks of envs per object, as the reference (env i -> object floor(i * n_obj / N))."""

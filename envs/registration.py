@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from envs.factory import VARIANTS, VISION_VARIANTS
+from envs.variants import VARIANTS, VISION_VARIANTS
 
 ENTRY_POINT = "envs.single_env:ResDexGraspEnv"
 VEC_ENTRY_POINT = "envs.factory:make_vec_env"

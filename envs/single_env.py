@@ -12,6 +12,7 @@ from envs.objects.primitives import cube
 from envs.objects.spec import ObjectSpec
 from envs.render import FrameRenderer
 from envs.task import ACTION_DIM, GraspTask
+from envs.variants import VARIANTS, VISION_VARIANTS
 from envs.vision import VisionConfig, split_vision_options
 from envs.vision_task import VisionGraspTask
 
@@ -43,8 +44,6 @@ class ResDexGraspEnv(gym.Env):
             raise ValueError(f"pass task options either in task_config or as keywords, not both: {sorted(task_kwargs)}")
         vision = None
         if variant is not None:
-            from envs.factory import VARIANTS, VISION_VARIANTS
-
             name = variant.removesuffix("-v0")
             task_kwargs = {**VARIANTS[name], **task_kwargs}
             if name in VISION_VARIANTS:

@@ -51,7 +51,6 @@ STUDENT_DIM = PROPRIO_DIM + CLOUD_DIM
 
 PROPRIO = slice(0, PROPRIO_DIM)
 CLOUD = slice(PROPRIO_DIM, STUDENT_DIM)
-STUDENT = slice(0, STUDENT_DIM)
 #: The privileged part: the hyper observation, from ``STUDENT_DIM`` to the end.
 PRIVILEGED = slice(STUDENT_DIM, None)
 
@@ -174,11 +173,6 @@ def split_vision_options(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dic
     """(vision options, everything else)."""
     vision = {k: v for k, v in kwargs.items() if k in VISION_OPTIONS}
     return vision, {k: v for k, v in kwargs.items() if k not in VISION_OPTIONS}
-
-
-def student_view(obs: np.ndarray) -> np.ndarray:
-    """The student part of a batch of observations (a view)."""
-    return obs[..., STUDENT]
 
 
 def cloud_points(obs: np.ndarray) -> np.ndarray:

@@ -17,12 +17,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from resdex_sb3.policies.geometry_unaware_policy import BASE_OBS_DIM
-from resdex_sb3.run_folder import load_run
+from resdex_sb3.run_folder import model_and_stats
 
-#: Model file a base run folder is expected to hold; other layouts fall back to a single or ``best_model`` zip.
-MODEL_FILE = "model.zip"
-#: Name SB3 and rl-zoo give the saved ``VecNormalize`` statistics.
-VECNORMALIZE_FILE = "vecnormalize.pkl"
 
 
 class ResidualMoEComposer(VecEnvWrapper):
@@ -38,9 +34,8 @@ class ResidualMoEComposer(VecEnvWrapper):
     statistics, exactly as the base saw them in training. All bases run batched in torch without gradients.
 
     :param venv: the ResDexHyper VecEnv (raw observations; its first ``base_obs_dim`` dims are the base obs).
-    :param base_paths: one entry per base: a run folder (holding ``model.zip``, or a single / ``best_model``
-        ``.zip``, and optionally ``vecnormalize.pkl`` next to it or one folder down, as rl-zoo saves it) or a
-        ``.zip`` file (its statistics are looked up the same way around it).
+    :param base_paths: one entry per base: a ``resdex_sb3.train`` run folder, a model ``.zip``, or a folder
+        holding one ``.zip`` (``run_folder.model_and_stats`` says which model and statistics each gives).
     :param device: torch device of the base networks and the composition.
     :param logit_bound: bound of the logit dims of the action space (SB3 needs a finite Box and clips to it).
     :param base_obs_dim: width of the base-observation prefix each base must have been trained on.
@@ -72,10 +67,13 @@ class ResidualMoEComposer(VecEnvWrapper):
         self.vecnormalize_paths: list[Path | None] = []
         self.bases: list[BasePolicy] = []
         means, stds, clips = [], [], []
-        for path in self.base_paths:
-            model_path, stats_path = self._resolve_checkpoint(path)
-            policy = self._load_policy(model_path, act_space)
-            mean, std, clip = self._load_obs_stats(stats_path)
+        for index, path in enumerate(self.base_paths):
+            try:
+                model_path, stats_path = model_and_stats(path)
+                policy = self._load_policy(model_path, act_space)
+                mean, std, clip = self._load_obs_stats(stats_path)
+            except (OSError, ValueError) as err:  # name the base: behind a hyper-policy, k of them look alike
+                raise type(err)(f"base policy {index} ({path}): {err}") from None
             self.model_paths.append(model_path)
             self.vecnormalize_paths.append(stats_path)
             self.bases.append(policy)
@@ -160,48 +158,13 @@ class ResidualMoEComposer(VecEnvWrapper):
         return (mixed + residual).clamp(self._env_low, self._env_high), weights, residual
 
     # ------------------------------------------------------------------ loading
-    @staticmethod
-    def _resolve_checkpoint(path: Path) -> tuple[Path, Path | None]:
-        """The model zip and the ``VecNormalize`` statistics (None if there are none) of one base entry.
-
-        A ``resdex_sb3.train`` run folder (it has ``<env id>/config.yml``) is read by ``run_folder.load_run``, the
-        one owner of that layout: its best checkpoint and that checkpoint's statistics when it has one, else its
-        final model."""
-        if not path.exists():
-            raise FileNotFoundError(f"base policy checkpoint {path} does not exist")
-        if path.is_dir() and any(path.glob("*/config.yml")):
-            run = load_run(path)
-            return run.model_path, run.stats_path
-        if path.is_dir():
-            zips = sorted(path.glob("*.zip"))
-            names = [z.name for z in zips]
-            if not zips:
-                raise FileNotFoundError(f"base run folder {path} holds no .zip model")
-            if MODEL_FILE in names:
-                model = path / MODEL_FILE
-            elif len(zips) == 1:
-                model = zips[0]
-            elif "best_model.zip" in names:
-                model = path / "best_model.zip"
-            else:
-                raise ValueError(f"base run folder {path} holds several models {names}; name one .zip instead")
-        elif path.suffix == ".zip":
-            model = path
-        else:
-            raise ValueError(f"base policy checkpoint {path} is neither a run folder nor a .zip model")
-        beside = model.parent / VECNORMALIZE_FILE
-        if beside.is_file():
-            return model, beside
-        # rl-zoo keeps the statistics one level down, in ``<run>/<env id>/vecnormalize.pkl``.
-        below = sorted(model.parent.glob(f"*/{VECNORMALIZE_FILE}"))
-        if len(below) > 1:
-            found = [str(p) for p in below]
-            raise ValueError(f"base {model}: several statistics files {found} one folder down; which one is ambiguous")
-        return model, (below[0] if below else None)
-
     def _load_policy(self, model_path: Path, env_action_space: spaces.Box) -> BasePolicy:
         """Load one base as a frozen, eval-mode policy, checking it fits the base observation and the hand."""
-        policy = PPO.load(model_path, device=self.device).policy
+        try:
+            policy = PPO.load(model_path, device=self.device).policy
+        except Exception as err:  # SB3 reports a truncated zip as a bare AssertionError naming no file
+            raise ValueError(f"cannot load the model {model_path} ({type(err).__name__}: {err}); it is truncated "
+                             "or not an SB3 model: restore the file or retrain the base") from None  # fmt: skip
         obs_space, act_space = policy.observation_space, policy.action_space
         if not isinstance(obs_space, spaces.Box) or obs_space.shape != (self.base_obs_dim,):
             raise ValueError(

@@ -18,17 +18,19 @@ import time
 from pathlib import Path
 
 import envs  # noqa: F401  (headless GL default)
-from envs.objects.catalog import load_object_set
-from resdex_sb3.pipeline import load_preset
+from envs.objects.build import build_object_set
+from envs.objects.catalog import DEFAULT_SET, load_object_set
+from envs.objects.progress import progress_bars
+from envs.objects.spec import SPLITS
+from resdex_sb3.presets import load_pipeline_preset
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "cpu"
 POLICIES = (("method (residual MoE)", "hyper"), ("baseline (multi-task PPO)", "baseline"),
             ("vision student, gt_pose", "vision-gt_pose"), ("vision student, camera", "vision-camera"))  # fmt: skip
-SPLITS = ("train", "unseen_obj", "unseen_cat")
 
 
 def train_base(out: Path, steps: int) -> None:
-    objset = load_object_set("embedded")
+    objset = load_object_set(DEFAULT_SET)
     representative = objset.split("train")[0].name
     clusters = SHIPPED / "shape" / "clusters.json"
     if clusters.exists():
@@ -36,7 +38,7 @@ def train_base(out: Path, steps: int) -> None:
 
         representative = json.loads(clusters.read_text())["clusters"][0]["representative"]
     run = out / "base"
-    reward = load_preset("cpu")["base_reward"]  # what the cpu pipeline trains its bases on
+    reward = load_pipeline_preset("cpu")["base_reward"]  # what the cpu pipeline trains its bases on
     print(f"\n== 2. training a base policy on {representative} ({reward} reward) for up to {steps:,} env steps; "
           "it stops early once it passes the base gate ==")  # fmt: skip
     subprocess.run([sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", "ResDexBase",
@@ -54,7 +56,7 @@ def train_base(out: Path, steps: int) -> None:
 
 
 def evaluate_shipped(out: Path, trials: int) -> None:
-    from resdex_sb3.evaluate import evaluate_run
+    from resdex_sb3.run_evaluation import evaluate_run
 
     print(f"\n== 3. shipped cpu checkpoints, {trials} trials per object ==")
     rows = []
@@ -91,8 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    print("== 1. object set `embedded` (built on first use) ==")
-    objset = load_object_set("embedded")
+    print(f"== 1. object set `{DEFAULT_SET}` (built or verified: python -m resdex_sb3.objects build) ==")
+    build_object_set(DEFAULT_SET, progress=progress_bars())
+    objset = load_object_set(DEFAULT_SET)
     print(f"{len(objset.objects)} objects; share of training objects with a validated grasp proposal: "
           f"{objset.report.get('proposal_share')}")  # fmt: skip
     train_base(args.out, args.base_steps)

@@ -25,7 +25,6 @@ left alone. ``python -m resdex_sb3.evaluate --model <run folder> --split unseen_
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -42,44 +41,18 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
 
 import envs  # noqa: F401  (gym ids, headless GL default)
-from envs.objects.catalog import ObjectSet, load_object_set
-from envs.objects.store import atomic_write_bytes, atomic_write_json
+from envs.objects.catalog import SPLITS, ObjectSet, load_object_set
+from envs.files import atomic_write, atomic_write_bytes, atomic_write_json
 from envs.vision import CLOUD_MODES
-from resdex_sb3.env_builder import EVALUATION_OPTIONS, build_env, resolve, select_objects, split_env_kwargs
-from resdex_sb3.evaluation import per_object, run_episodes
-from resdex_sb3.run_folder import load_run
+from resdex_sb3.env_builder import build_env, object_set_name, split_env_kwargs
+from resdex_sb3.evaluation import EVAL_SEED, per_object, run_episodes, split_env
+from resdex_sb3.presets import DISTILL_KEYS, load_distill_preset
+from resdex_sb3.run_folder import (OBJECT_SET_CHECKSUM, PROGRESS_FILE, STUDENT_ENV_ID, finished_rounds, load_run,
+                                   read_run_config, resolve_run_path, warn_other_data)
 
-CONFIG = Path(__file__).resolve().parents[1] / "zoo_configs" / "distill.yml"
-ENV_ID = "ResDexVision-v0"
 PRESETS = ("smoke", "cpu", "paper")
-SPLITS = ("train", "unseen_obj", "unseen_cat")
-DISTILL_KEYS = {"n_envs", "rounds", "steps_per_round", "buffer_steps", "n_epochs", "n_minibatches", "learning_rate",
-                "beta", "policy_kwargs", "eval_every_rounds", "eval_trials", "eval_max_objects",
-                "checkpoint_every_rounds", "env_kwargs"}  # fmt: skip
 STUDENT_POLICY = "resdex_sb3.policies.VisionStudentPolicy"
-EVAL_SEED = 20_000  # the split evaluation's env seeds (SplitSuccessEval's); `evaluate` uses its own
 SUCCESS_WINDOW = 200  # finished training episodes averaged into charts/success_rate
-PROGRESS_FILE = "progress.json"
-
-
-def finished_rounds(out: Path) -> int:
-    """DAgger rounds of the run folder ``out`` whose student is saved (0 while there is no saved student)."""
-    progress = out / PROGRESS_FILE
-    if not (out / f"{ENV_ID}.zip").exists() or not progress.exists():
-        return 0
-    return int(json.loads(progress.read_text()).get("rounds_done", 0))
-
-
-def load_distill_preset(preset: str, path: Path = CONFIG) -> dict[str, Any]:
-    """The DAgger budget of ``preset``, every key checked."""
-    data = yaml.safe_load(Path(path).read_text())
-    if preset not in data:
-        raise ValueError(f"{path}: no preset {preset!r}; presets: {sorted(data)}")
-    params = dict(data[preset])
-    unknown, missing = sorted(set(params) - DISTILL_KEYS), sorted(DISTILL_KEYS - set(params))
-    if unknown or missing:
-        raise ValueError(f"{path}: preset {preset!r}: unknown key(s) {unknown}, missing key(s) {missing}")
-    return params
 
 
 class Distillation:
@@ -107,15 +80,15 @@ class Distillation:
         unknown = sorted(set(self.overrides) - DISTILL_KEYS)
         if unknown:
             raise ValueError(f"unknown budget key(s) {unknown}; known: {sorted(DISTILL_KEYS)}")
-        self.config_path = self.out / ENV_ID / "config.yml"
-        self.student_path = self.out / f"{ENV_ID}.zip"
+        self.config_path = self.out / STUDENT_ENV_ID / "config.yml"
+        self.student_path = self.out / f"{STUDENT_ENV_ID}.zip"
         self.scratch = self.out / "checkpoint"
 
     # ------------------------------------------------------------------ configuration
     def config(self) -> dict[str, Any]:
         """The run's config: the saved one when resuming (so a rerun continues as it began), else the preset's."""
         if self.config_path.exists():
-            config = yaml.safe_load(self.config_path.read_text())
+            config = read_run_config(self.config_path)
             if config.get("mode") != self.mode:
                 raise ValueError(f"{self.out} is a {config.get('mode')!r} run, not {self.mode!r}")
         else:
@@ -123,7 +96,7 @@ class Distillation:
             expert_options, _ = split_env_kwargs(run.env_kwargs)
             data_dir = self.data_dir or expert_options.get("data_dir")
             budget = {**load_distill_preset(self.preset), **self.overrides}
-            env_kwargs = {"object_set": expert_options.get("object_set", "embedded"), "cloud_mode": self.mode,
+            env_kwargs = {"object_set": object_set_name(expert_options), "cloud_mode": self.mode,
                           "privileged": False, **budget["env_kwargs"]}  # fmt: skip
             if data_dir:
                 env_kwargs["data_dir"] = data_dir
@@ -145,16 +118,16 @@ class Distillation:
         expert_options, _ = split_env_kwargs(run.env_kwargs)
         kwargs = {**config["env_kwargs"], "privileged": True, "split": "train", "num_threads": self.num_threads}
         if expert_options.get("shape_codes"):
-            kwargs["shape_codes"] = str(resolve(expert_options["shape_codes"], run.root).resolve())
-        return build_env(ENV_ID, config["distill"]["n_envs"], self.seed, kwargs, object_set=objset)
+            kwargs["shape_codes"] = str(resolve_run_path(expert_options["shape_codes"], run.root).resolve())
+        return build_env(STUDENT_ENV_ID, config["distill"]["n_envs"], self.seed, kwargs, object_set=objset)
 
     def _eval_env(self, config: dict[str, Any], objset: ObjectSet, split: str) -> VecEnv:
-        """``eval_trials`` envs per object of the split's first ``eval_max_objects`` objects, privileged part zeroed."""
+        """``eval_trials`` envs per object of at most ``eval_max_objects`` of the split's objects, spread over its
+        categories (``evaluation.split_env``), privileged part zeroed."""
         budget = config["distill"]
-        names = [o.name for o in select_objects(objset, split, None)[: budget["eval_max_objects"]]]
-        kwargs = {**config["env_kwargs"], "split": split, "objects": names, "num_threads": self.num_threads,
-                  **EVALUATION_OPTIONS}  # fmt: skip
-        return build_env(ENV_ID, len(names) * budget["eval_trials"], EVAL_SEED, kwargs, object_set=objset)
+        kwargs = {**config["env_kwargs"], "num_threads": self.num_threads}
+        return split_env(STUDENT_ENV_ID, kwargs, split, budget["eval_trials"], budget["eval_max_objects"],
+                         object_set=objset)  # fmt: skip
 
     # ------------------------------------------------------------------ the run
     def run(self) -> Path:
@@ -176,9 +149,10 @@ class Distillation:
         if finished_rounds(self.out) >= budget["rounds"]:
             print(f"[distill] {self.out}: finished ({budget['rounds']} rounds), nothing to do")
             return self.student_path
-        self._write_config(config)
-        expert_root = resolve(config["expert"], self.out)
         objset = load_object_set(config["env_kwargs"]["object_set"], config["env_kwargs"].get("data_dir"))
+        warn_other_data(self.out, config.setdefault(OBJECT_SET_CHECKSUM, objset.checksum), objset)
+        self._write_config(config)
+        expert_root = resolve_run_path(config["expert"], self.out)
         venv = self._train_env(config, objset, expert_root)
         expert = PrivilegedExpertPolicy.from_run(expert_root, venv)
         lr = float(budget["learning_rate"])
@@ -253,7 +227,7 @@ class Distillation:
         counters["last_eval"] = self._evaluate(config, objset, eval_envs, student, logger)  # the final student
         logger.step = counters["env_steps"]
         logger.dump()
-        atomic_save_policy(student, self.student_path)
+        atomic_write(self.student_path, lambda tmp: student.save(str(tmp)))
         self._write_progress(progress_path, trainer.round_num, counters)
         for env in (venv, *eval_envs.values()):
             env.close()
@@ -273,7 +247,7 @@ class Distillation:
                 eval_envs[split] = self._eval_env(config, objset, split)
             env = eval_envs[split]
             outcomes = run_episodes(env, lambda o: student.predict(o, deterministic=True)[0],
-                                    env.get_attr("config")[0].episode_length)  # fmt: skip
+                                    env.get_attr("config")[0].episode_length, seed=EVAL_SEED)  # fmt: skip
             result = per_object([o.name for o in env.get_attr("objects")], *outcomes, budget["eval_trials"])
             logger.record(f"eval/sustained_{split}", result.mean_sustained)
             logger.record(f"eval/success_{split}", result.mean_success)
@@ -285,14 +259,6 @@ class Distillation:
     @staticmethod
     def _write_progress(path: Path, rounds: int, counters: dict[str, Any]) -> None:
         atomic_write_json(path, {"rounds_done": rounds, **counters})
-
-
-def atomic_save_policy(policy: BasePolicy, path: Path) -> None:
-    """``policy.save`` to a temporary name, then renamed over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    policy.save(str(tmp))
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@
 ``ResDexVision`` also takes ``envs.vision.VisionConfig`` fields (``cloud_mode``, ``privileged`` ...); its
 ``gt_pose`` clouds come from the object set's stored surface points.
 
-Relative paths are resolved against ``root`` (the run folder when a saved run is rebuilt).
+Relative paths are resolved against ``root``, the run folder (``run_folder.resolve_run_path``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
 from envs.factory import make_vec_env
-from envs.objects.catalog import ObjectSet, load_object_set
+from envs.objects.catalog import DEFAULT_SET, ObjectSet, load_object_set
+from resdex_sb3.run_folder import resolve_run_path
 
 ENV_OPTIONS = ("object_set", "data_dir", "split", "objects", "shape_codes", "base_models", "num_threads")
 #: What every evaluation env overrides in a run's ``env_kwargs``: all envs start one whole episode together,
@@ -38,6 +39,11 @@ def split_env_kwargs(env_kwargs: Mapping[str, Any] | None) -> tuple[dict[str, An
     return options, kwargs
 
 
+def object_set_name(env_kwargs: Mapping[str, Any]) -> str:
+    """The object set a run's ``env_kwargs`` name (``embedded`` when they name none)."""
+    return str(env_kwargs.get("object_set") or DEFAULT_SET)
+
+
 def select_objects(objset: ObjectSet, split: str | None, names: list[str] | None) -> list:
     """The objects a run uses: explicit names, else a split (``all`` for every object)."""
     if names:
@@ -50,23 +56,15 @@ def select_objects(objset: ObjectSet, split: str | None, names: list[str] | None
     return chosen
 
 
-def resolve(path: str | Path, root: Path | None) -> Path:
-    """``path`` itself if absolute; else relative to the run folder ``root`` when it exists there; else as given."""
-    p = Path(path)
-    if p.is_absolute() or root is None:
-        return p
-    return root / p if (root / p).exists() else p
-
-
 def build_env(env_id: str, n_envs: int, seed: int | None, env_kwargs: Mapping[str, Any] | None = None,
               root: Path | None = None, object_set: ObjectSet | None = None) -> VecEnv:  # fmt: skip
     """The batched env of ``env_id`` (composer included for the hyper variant when ``base_models`` is set)."""
     options, task_kwargs = split_env_kwargs(env_kwargs)
-    objset = object_set or load_object_set(options.get("object_set", "embedded"), options.get("data_dir"))
+    objset = object_set or load_object_set(object_set_name(options), options.get("data_dir"))
     objects = select_objects(objset, options.get("split", "train"), options.get("objects"))
     codes = None
     if options.get("shape_codes"):
-        codes = codes_for(resolve(options["shape_codes"], root), objset, objects)
+        codes = codes_for(resolve_run_path(options["shape_codes"], root), objset, objects)
     env: VecEnv = make_vec_env(
         env_id, n_envs, objects, seed=seed, scene_config=objset.scene_config, shape_codes=codes,
         proposals=objset.proposals, num_threads=int(options.get("num_threads", 0)), points=objset.points,
@@ -76,7 +74,7 @@ def build_env(env_id: str, n_envs: int, seed: int | None, env_kwargs: Mapping[st
     if bases:
         from resdex_sb3.composer import ResidualMoEComposer
 
-        env = ResidualMoEComposer(env, [resolve(b, root) for b in bases])
+        env = ResidualMoEComposer(env, [resolve_run_path(b, root) for b in bases])
     return env
 
 

@@ -16,16 +16,28 @@ same objects and seeds are compared per object with :func:`paired_difference`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import stats
 from stable_baselines3.common.vec_env import VecEnv
 
+from envs.objects.catalog import ObjectSet, load_object_set
+from envs.objects.spec import ObjectSpec
+from resdex_sb3.env_builder import EVALUATION_OPTIONS, build_env, object_set_name, select_objects, split_env_kwargs
+
 Act = Callable[[np.ndarray], np.ndarray]  # batch of observations -> batch of actions
 #: The outcomes of a trial, headline first.
 METRICS = ("sustained", "success", "held")
+#: Env seeds of every evaluation (``EVAL_SEED + env index``): ``evaluate``, the periodic evaluation during training
+#: and a student's periodic evaluation all start an object's trials from the same poses.
+EVAL_SEED = 1_000_000
+#: Split name meaning "exactly the objects the run trains on" (its ``objects``, else its split).
+OWN_SPLIT = "own"
 
 
 @dataclass
@@ -37,6 +49,7 @@ class SplitResult:
     :param success: (objects,) share of trials that reached the goal at any time.
     :param held: (objects,) share of trials holding the object at the goal at the end.
     :param trials: trials per object.
+    :param object_set_checksum: content checksum of the object set evaluated on, when known.
     """
 
     objects: list[str]
@@ -44,6 +57,7 @@ class SplitResult:
     success: np.ndarray
     held: np.ndarray
     trials: int
+    object_set_checksum: str | None = None
 
     @property
     def mean_sustained(self) -> float:
@@ -153,3 +167,33 @@ def per_object(names: Sequence[str], sustained: np.ndarray, success: np.ndarray,
         return np.bincount(ids, weights=outcome.astype(float), minlength=len(order)) / counts
 
     return SplitResult(order, share(sustained), share(success), share(held), trials)
+
+
+def spread_over_categories(objects: Sequence[ObjectSpec], limit: int) -> list[ObjectSpec]:
+    """At most ``limit`` of ``objects``, taken round-robin over their categories (categories sorted by name,
+    objects of a category in their given order), so that a capped evaluation still sees every category it can;
+    returned in their given order. Deterministic."""
+    members: dict[str, list[str]] = defaultdict(list)
+    for obj in objects:
+        members[obj.category].append(obj.name)
+    # round r takes the r-th object of every category: rank by (round, category)
+    rank = {name: (depth, c) for c, cat in enumerate(sorted(members)) for depth, name in enumerate(members[cat])}
+    keep = set(sorted(rank, key=rank.__getitem__)[:limit])
+    return [o for o in objects if o.name in keep]
+
+
+def split_env(env_id: str, env_kwargs: Mapping[str, Any], split: str, trials: int, max_objects: int,
+              root: Path | None = None, object_set: ObjectSet | None = None) -> VecEnv:  # fmt: skip
+    """The periodic-evaluation env of one split: ``trials`` envs per object, at most ``max_objects`` objects
+    spread over the split's categories, every env running one whole episode from ``EVAL_SEED``'s poses
+    (``EVALUATION_OPTIONS``). ``split`` ``own`` is the run's own objects. ``env_kwargs`` are the run's; relative
+    paths in them resolve against ``root``."""
+    options, _ = split_env_kwargs(env_kwargs)
+    objset = object_set or load_object_set(object_set_name(options), options.get("data_dir"))
+    if split == OWN_SPLIT:
+        objects = select_objects(objset, options.get("split", "train"), options.get("objects"))
+    else:
+        objects = select_objects(objset, split, None)
+    names = [o.name for o in spread_over_categories(objects, max_objects)]
+    kwargs = {**env_kwargs, "split": "all", "objects": names, **EVALUATION_OPTIONS}
+    return build_env(env_id, len(names) * trials, EVAL_SEED, kwargs, root=root, object_set=objset)

@@ -23,28 +23,13 @@ from typing import Any
 
 
 import envs  # noqa: F401  (headless GL default)
-from envs.objects.build import build_embedded, store_import
-from envs.objects.catalog import SPLITS, ObjectSet, available_sets, load_object_set
-from envs.objects.embedded import PRESETS, SET_OF_PRESET
+from envs.objects.build import build_object_set, import_object_set
+from envs.objects.catalog import (DEFAULT_SET, SPLITS, ObjectSetNotBuilt, available_sets, describe_object_set,
+                                  load_object_set)
+from envs.objects.embedded import PRESET_OF_SET, PRESETS, SET_OF_PRESET, embedded_objects
+from envs.objects.progress import log_line, progress_bars
 from envs.objects.spec import ObjectSpec, object_bounds
 from envs.objects.store import ObjectStore
-
-
-def _progress_bar():
-    from tqdm import tqdm
-
-    bars: dict[str, Any] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="obj", leave=False, file=sys.stderr)
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
-
-    return update
 
 
 def _size(obj: ObjectSpec) -> list[float]:
@@ -56,19 +41,22 @@ def _rounded(values: Any, digits: int) -> list[float]:
     return [round(float(v), digits) for v in values]
 
 
-def _load_for_listing(name: str, data_dir: str | None) -> tuple[ObjectSet, bool]:
-    """The set and whether its assets are built (embedded presets list without building)."""
-    store = ObjectStore(data_dir)
-    built = name in store.set_names() and bool(store.set_info(name).get("complete"))
-    return load_object_set(name, data_dir, build_missing=False), built
-
-
 def cmd_list(args: argparse.Namespace) -> int:
-    names = [args.set] if args.set else ["embedded"] + [s for s in available_sets(args.data_dir)
-                                                        if s not in SET_OF_PRESET.values()]  # fmt: skip
+    names = [args.set] if args.set else [DEFAULT_SET] + [s for s in available_sets(args.data_dir)
+                                                         if s not in SET_OF_PRESET.values()]  # fmt: skip
     rows: list[dict[str, Any]] = []
+    checksums: dict[str, str] = {}
+    problems: dict[str, str] = {}
     for name in names:
-        objset, built = _load_for_listing(name, args.data_dir)
+        try:
+            objset, built = describe_object_set(name, args.data_dir)
+        except ObjectSetNotBuilt as err:
+            if args.set:
+                raise
+            problems[name] = str(err)  # one unusable set (an import under way, say) must not hide the others
+            continue
+        if built:
+            checksums[name] = objset.checksum
         for obj in objset.objects:
             if args.split and obj.split != args.split:
                 continue
@@ -79,9 +67,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows))
         return 0
     for name in names:
+        if name in problems:
+            print(f"set {name}: not usable ({problems[name]})")
+            continue
         set_rows = [r for r in rows if r["set"] == name]
-        built = any(r["built"] for r in set_rows)
-        print(f"set {name}: {len(set_rows)} objects" + ("" if built else " (not built yet: `build` adds points and proposals)"))
+        state = f"checksum {checksums[name]}" if name in checksums else "not built yet: `build` adds points, proposals"
+        print(f"set {name}: {len(set_rows)} objects ({state})")
         for split in SPLITS:
             cats = Counter(r["category"] for r in set_rows if r["split"] == split)
             if cats:
@@ -91,40 +82,49 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    store = ObjectStore(args.data_dir)
-    summary = build_embedded(store, args.preset, args.seed, proposals=not args.no_proposals,
-                             progress=_progress_bar())  # fmt: skip
+    name = SET_OF_PRESET[args.preset]
+    summary = build_object_set(name, args.data_dir, progress_bars(), seed=args.seed, proposals=not args.no_proposals)
+    summary["checksum"] = load_object_set(name, args.data_dir).checksum
     print(json.dumps(summary, indent=1))
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    source = Path(args.directory)
-    if not source.is_dir():
-        raise SystemExit(f"error: {source} is not a directory")
-    fmt = args.format
-    if fmt == "auto":
-        fmt = "dexgraspnet" if (source / "meshdatav3_scaled").is_dir() else "meshes"
-    store = ObjectStore(args.data_dir)
-    cache = store.root / "cache" / "coacd"
-    if fmt == "dexgraspnet":
-        from envs.objects.importers.dexgraspnet import import_dexgraspnet
-
-        result = import_dexgraspnet(source, args.name, max_parts=args.max_parts, limit=args.limit)
-    else:
-        from envs.objects.importers.mesh_folder import import_mesh_folder
-
-        result = import_mesh_folder(source, args.name, max_parts=args.max_parts, cache_dir=cache, scale=args.scale)
-    for path, reason in result.skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
-    summary = store_import(store, args.name, result, kind=fmt, source=str(source.resolve()),
-                           proposals=not args.no_proposals, progress=_progress_bar())  # fmt: skip
+    summary = import_object_set(args.directory, args.name, args.data_dir, fmt=args.format, max_parts=args.max_parts,
+                                scale=args.scale, limit=args.limit, proposals=not args.no_proposals,
+                                progress=progress_bars(), log=log_line)  # fmt: skip
+    summary["checksum"] = load_object_set(args.name, args.data_dir).checksum
     print(json.dumps(summary, indent=1))
     return 0
 
 
+def find_object(object_id: str, set_name: str | None, data_dir: str | None) -> str:
+    """The set that holds ``object_id``: ``set_name`` when given, else the one set that lists it (any id that
+    ``list --json`` prints, e.g. ``holdout/mug`` or ``core/mug-1a2b@0.06``), preferring ``embedded``.
+
+    Raises ``KeyError`` naming the candidates when no set or several sets hold the id.
+
+    :param object_id: the object's id.
+    :param set_name: the set given with ``--set``, or ``None``.
+    :param data_dir: the data directory.
+    """
+    if set_name is not None:
+        return set_name
+    store = ObjectStore(data_dir)
+    holders = [s for s in store.set_names() if object_id in store.set_info(s)["objects"]]
+    if DEFAULT_SET in holders or len(holders) == 1:
+        return DEFAULT_SET if DEFAULT_SET in holders else holders[0]
+    if holders:
+        raise KeyError(f"object {object_id!r} is in several sets ({', '.join(holders)}); pass --set")
+    unbuilt = sorted(set(PRESET_OF_SET) - set(store.set_names()), key=lambda s: s != DEFAULT_SET)  # default first
+    for name in unbuilt:  # embedded presets not built yet still have their objects
+        if any(o.name == object_id for o in embedded_objects(PRESET_OF_SET[name])):
+            return name
+    raise KeyError(f"no object set in {store.root} holds {object_id!r}; `list --json` prints the ids")
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    objset = load_object_set(args.set, args.data_dir)
+    objset, built = describe_object_set(find_object(args.id, args.set, args.data_dir), args.data_dir)
     obj = objset.by_name(args.id)
     from envs.scene import Scene
 
@@ -132,6 +132,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     model = scene.object_model(obj)
     mass = float(model.body("object").mass[0])
     print(f"{obj.name}  set={objset.name}  split={obj.split}  category={obj.category}")
+    print(f"set {objset.name}: " + (f"checksum {objset.checksum}" if built else "not built yet (no proposals)"))
     print(f"size (x, y, z) = {_size(obj)} m   mass = {mass * 1000:.1f} g   density = {obj.density} kg/m^3")
     for i, part in enumerate(obj.parts):
         detail = f"{len(part.vertices)} vertices" if part.kind == "hull" else f"size={_rounded(part.size, 4)}"
@@ -203,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("show", parents=[common], help="print an object's parts, size, mass and proposals; render it")
-    p.add_argument("id")
-    p.add_argument("--set", default="embedded")
+    p.add_argument("id", help="an object id as `list --json` prints it")
+    p.add_argument("--set", default=None, help="the set holding the id (default: the set that lists it)")
     p.add_argument("--image", default=None, help="image path (default runs/objects/<id>.png)")
     p.add_argument("--max-proposals", type=int, default=3)
     p.set_defaults(func=cmd_show)
@@ -215,7 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, ValueError) as err:
+    except KeyError as err:  # str() of a KeyError quotes its message
+        print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as err:  # user errors: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -25,29 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from envs.objects.store import atomic_write_bytes, atomic_write_json
+from envs.files import atomic_write_bytes, atomic_write_json
+from envs.objects.spec import SPLITS
 from envs.vision import CLOUD_MODES as VISION_MODES
-from resdex_sb3.distill import finished_rounds, load_distill_preset
-from resdex_sb3.run_folder import best_info, best_model_path, load_run, passed_gate
-
-CONFIG = Path(__file__).resolve().parents[1] / "zoo_configs" / "pipeline.yml"
-SPLITS = ("train", "unseen_obj", "unseen_cat")
-PIPELINE_KEYS = {"object_set", "k", "base_reward", "base_timesteps", "stage1_timesteps", "stage2_timesteps",
-                 "stage2_reward", "baseline", "seeds", "eval_trials", "encoder_epochs", "distill_rounds",
-                 "base_attempts", "base_gate", "base_eval_trials"}  # fmt: skip
-
-
-def load_preset(preset: str, path: Path = CONFIG) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text())
-    if preset not in data:
-        raise ValueError(f"{path}: no preset {preset!r}; presets: {sorted(data)}")
-    unknown = sorted(set(data[preset]) - PIPELINE_KEYS)
-    if unknown:
-        raise ValueError(f"{path}: preset {preset!r} has unknown key(s) {unknown}; allowed: {sorted(PIPELINE_KEYS)}")
-    return data[preset]
-
+from resdex_sb3.presets import PIPELINE_CONFIG, load_distill_preset, load_pipeline_preset
+from resdex_sb3.run_folder import (best_info, best_model_path, checkpoint_steps, finished_rounds, load_run,
+                                   passed_gate)
 
 def seed_suffix(seed: int, seeds: list[int]) -> str:
     """Run-name suffix of a hyper-policy or baseline seed: none for the first (the runs the students and the
@@ -71,9 +55,9 @@ class Pipeline:
     """
 
     def __init__(self, preset: str, out: Path, data_dir: str | None = None, seed: int = 0,
-                 config: Path = CONFIG, until: str | None = None) -> None:  # fmt: skip
+                 config: Path = PIPELINE_CONFIG, until: str | None = None) -> None:  # fmt: skip
         self.preset, self.out, self.data_dir, self.seed, self.until = preset, out, data_dir, seed, until
-        self.cfg = load_preset(preset, config)
+        self.cfg = load_pipeline_preset(preset, config)
         self.status_path = out / "pipeline.json"
         self.status: dict[str, Any] = json.loads(self.status_path.read_text()) if self.status_path.exists() else {}
 
@@ -171,13 +155,17 @@ class Pipeline:
         return self.out / "results.md"
 
     def _objects(self, set_name: str) -> dict[str, Any]:
+        from envs.objects.build import build_object_set
         from envs.objects.catalog import load_object_set
+        from envs.objects.progress import progress_bars
 
+        # The one stage that builds (or finishes, or repairs) the set; every later stage only loads it.
+        build_object_set(set_name, self.data_dir, progress_bars())
         objset = load_object_set(set_name, self.data_dir)
         return {"objects": len(objset.objects), "proposal_share": objset.report.get("proposal_share")}
 
     def _shape(self, set_name: str) -> dict[str, Any]:
-        from resdex_sb3.cluster import run_clustering
+        from resdex_sb3.shape.clusters import run_clustering
         from resdex_sb3.shape import EncoderTrainConfig
 
         config = EncoderTrainConfig(epochs=self.cfg["encoder_epochs"])
@@ -189,7 +177,7 @@ class Pipeline:
         """The reference's rule: a base on the member nearest the centre; while it fails the gate, another base on
         the next-nearest member. Returns the first attempt that passes, or ``passed: False`` (the cluster is
         dropped) with every attempt's scores as the evidence."""
-        from resdex_sb3.evaluate import evaluate_run
+        from resdex_sb3.run_evaluation import evaluate_run
 
         gate = self.cfg["base_gate"]
         tried, reused = [], True
@@ -216,10 +204,9 @@ class Pipeline:
     def _train(self, env: str, run: Path, timesteps: int, env_kwargs: dict[str, Any], init: Path | None,
                preset: str | None = None, seed: int | None = None) -> dict:  # fmt: skip
         final = run / f"{env}-v0.zip"
-        checkpoint = run / "checkpoint.json"
-        done = json.loads(checkpoint.read_text())["num_timesteps"] if checkpoint.exists() else 0
+        done = checkpoint_steps(run)
         target = timesteps + (self._init_steps(init) if init is not None else 0)
-        trained_before = final.exists() or checkpoint.exists()  # a killed run leaves only its checkpoint
+        trained_before = final.exists() or done > 0  # a killed run leaves only its checkpoint
         if trained_before and not self._same_setup(run, env_kwargs):
             stale = run.with_name(f"{run.name}.stale-{int(time.time())}")
             print(f"[pipeline] {run} was trained with other inputs (bases, objects or reward): moved to {stale}")
@@ -245,7 +232,7 @@ class Pipeline:
         command += ["-n", str(max(remaining, 1))]
         print("[pipeline] " + " ".join(command))
         subprocess.run(command, check=True)
-        return {"run": str(run), "timesteps": json.loads(checkpoint.read_text())["num_timesteps"]}
+        return {"run": str(run), "timesteps": checkpoint_steps(run)}
 
     def _distill(self, mode: str, budget: dict[str, Any]) -> dict:
         """The ``mode`` vision student of ``hyper`` (``resdex_sb3.distill``; it resumes from its own checkpoint)."""
@@ -280,8 +267,7 @@ class Pipeline:
         if init == best_model_path(init.parent.parent):
             best = best_info(init.parent.parent)
             return int(best["num_timesteps"]) if best else 0
-        info = init.parent / "checkpoint.json"
-        return json.loads(info.read_text())["num_timesteps"] if info.exists() else 0
+        return checkpoint_steps(init.parent)
 
     def _evaluate_splits(self, results: dict[str, Any], label: str, run_name: str) -> None:
         """Stages ``eval-<label>-<split>``: the run on every split, into ``results['<label>/<split>']``."""
@@ -289,7 +275,7 @@ class Pipeline:
             results[f"{label}/{split}"] = self._timed(f"eval-{label}-{split}", self._evaluate, run_name, split)
 
     def _evaluate(self, run_name: str, split: str) -> dict[str, Any]:
-        from resdex_sb3.evaluate import evaluate_run, result_json
+        from resdex_sb3.run_evaluation import evaluate_run, result_json
 
         run = self.out / run_name
         result = evaluate_run(run, split, self.cfg["eval_trials"], self.data_dir)
@@ -331,8 +317,7 @@ class Pipeline:
         from resdex_sb3.curves import training_seconds
 
         def steps(run: str) -> int:
-            info = self.out / run / "checkpoint.json"
-            return json.loads(info.read_text())["num_timesteps"] if info.exists() else 0
+            return checkpoint_steps(self.out / run)
 
         base_records = [v for k, v in self.status.items()
                         if k.startswith("base-") and isinstance(v.get("result"), dict)]  # fmt: skip
@@ -357,7 +342,7 @@ class Pipeline:
     def _paired_table(self, results: dict[str, Any]) -> list[str]:
         """The method against its best base alone (the best on each split) and against the baseline: the paired
         per-object difference of sustained success (same objects, same seeds) with its 95 % interval."""
-        from resdex_sb3.evaluate import paired_metrics
+        from resdex_sb3.run_evaluation import paired_metrics
 
         lines = ["", "Paired per-object differences of sustained success (points, 95 % t-interval over objects):", "",
                  "| comparison | split | difference | 95 % CI |", "|---|---|---|---|"]  # fmt: skip

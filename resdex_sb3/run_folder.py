@@ -1,22 +1,36 @@
-"""Reading a saved run folder back: which env, which model file, which normalisation stats, which env options.
+"""The one owner of the run-folder layout: where a run's models, statistics, checkpoints and records live, how
+they are written (atomically, through ``envs.files``), and how a saved run is read back.
 
-A run folder (rl-zoo's layout) holds ``<env id>.zip`` (final model) or ``checkpoint.zip`` / ``best_model.zip``,
-and ``<env id>/config.yml`` (hyperparameters, ``env_kwargs`` included) plus ``<env id>/vecnormalize.pkl``.
-``callbacks.SplitSuccessEval`` adds the best checkpoint in ``best/``: ``best/best_model.zip``,
-``best/<env id>/vecnormalize.pkl`` (where rl-zoo's ``-i <run>/best/best_model.zip`` looks for its stats) and
-``best/best.json``, written last, so that it only ever describes a complete best checkpoint.
+A ``resdex_sb3.train`` run folder (rl-zoo's layout plus ours)::
 
-A model's statistics always sit in ``<folder of the model zip>/<env id>/vecnormalize.pkl``, rl-zoo's rule.
+    <run>/<env id>.zip                   final model (rl-zoo's name)
+    <run>/<env id>/config.yml            hyperparameters, ``env_kwargs`` included (rl-zoo writes it)
+    <run>/<env id>/vecnormalize.pkl      the final model's normalisation statistics
+    <run>/checkpoint.zip, checkpoint.json   the last periodic checkpoint; the JSON (written last) holds its step count
+    <run>/best/best_model.zip, best/<env id>/vecnormalize.pkl, best/best.json   the best checkpoint by periodic
+                                         evaluation (``callbacks.SplitSuccessEval``); best.json is written last, so
+                                         it only ever describes a complete best checkpoint
+    <run>/gate.json                      written when the run stopped because it passed its gate
+    <run>/tb/                            tensorboard events
+
+A model's statistics always sit in ``<folder of the model zip>/<env id>/vecnormalize.pkl``, rl-zoo's rule (so
+``-i <run>/best/best_model.zip`` finds them). A DAgger student's run folder (``resdex_sb3.distill``) holds
+``<env id>.zip`` and ``progress.json`` (``rounds_done``) beside the same ``config.yml``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from envs.files import atomic_write, atomic_write_json
 
 MODEL_FILES = ("{env_id}.zip", "best_model.zip", "checkpoint.zip")
 STATS_FILE = "vecnormalize.pkl"
@@ -24,6 +38,14 @@ BEST_DIR = "best"
 BEST_MODEL = "best_model.zip"
 BEST_INFO = "best.json"
 GATE_FILE = "gate.json"  # written by callbacks.SplitSuccessEval when a run stopped because it passed its gate
+CHECKPOINT_MODEL = "checkpoint.zip"
+CHECKPOINT_INFO = "checkpoint.json"
+PROGRESS_FILE = "progress.json"  # a DAgger run's finished rounds
+STUDENT_ENV_ID = "ResDexVision-v0"  # the env id, hence the model name, of every DAgger student run
+#: ``env_kwargs`` that hold paths: saved relative to the run folder, so that a run folder can move
+PATH_OPTIONS = ("base_models", "shape_codes", "data_dir")
+#: config key of the content checksum of the object set a run trained on (``envs.objects`` ``ObjectSet.checksum``)
+OBJECT_SET_CHECKSUM = "object_set_checksum"
 
 
 @dataclass
@@ -49,11 +71,104 @@ class SavedRun:
     def env_kwargs(self) -> dict[str, Any]:
         return dict(self.hyperparams.get("env_kwargs") or {})
 
+    @property
+    def object_set_checksum(self) -> str | None:
+        """Checksum of the object set the run trained on (None for runs saved before it was recorded)."""
+        return self.hyperparams.get(OBJECT_SET_CHECKSUM)
+
 
 def best_info(root: str | Path) -> dict[str, Any] | None:
     """The run's ``best/best.json`` (its best checkpoint is complete), or None when it has none."""
     info = Path(root) / BEST_DIR / BEST_INFO
     return json.loads(info.read_text()) if info.is_file() else None
+
+
+def run_relative_paths(env_kwargs: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
+    """``env_kwargs`` with their ``PATH_OPTIONS`` made relative to the run folder, the one form a run saves.
+
+    Relative paths given on a command line may be relative to the run folder (the pipeline's ``../base-0``) or
+    to the working directory (``runs/base-0``); the run folder wins when the path exists there. This guess is
+    made once, here, when a run starts; reading a run back (:func:`resolve_run_path`) never guesses."""
+    run_dir = Path(run_dir).resolve()
+
+    def relative(path: str | Path) -> str:
+        p = Path(path)
+        if not p.is_absolute() and (run_dir / p).exists():
+            return str(p)
+        if p.is_absolute() or p.exists():
+            return os.path.relpath(p.resolve(), run_dir)
+        return str(p)  # missing everywhere: building the env names it
+
+    out = dict(env_kwargs)
+    for key in PATH_OPTIONS:
+        if out.get(key) is None:
+            continue
+        out[key] = [relative(p) for p in out[key]] if isinstance(out[key], (list, tuple)) else relative(out[key])
+    return out
+
+
+def resolve_run_path(path: str | Path, root: str | Path | None) -> Path:
+    """A path from a run's ``env_kwargs``: absolute as it is; relative to the run folder ``root`` (relative to the
+    working directory only when there is no run folder, as for an env built by hand)."""
+    p = Path(path)
+    if p.is_absolute() or root is None:
+        return p
+    resolved = Path(root) / p
+    if not resolved.exists():
+        raise FileNotFoundError(f"{p} (in the env_kwargs of run {root}) does not exist relative to that run folder, "
+                                "where a run's paths are resolved; write it relative to the run folder, or absolute, "
+                                f"in {root}/<env id>/config.yml")  # fmt: skip
+    return resolved
+
+
+def warn_other_data(root: str | Path, saved_checksum: str | None, objset: Any) -> bool:
+    """Warn on stderr when the run at ``root``, made on object data with ``saved_checksum``, is used on ``objset``
+    with another content checksum (another build of the set, or changed files): its numbers may not reproduce.
+    Returns whether it warned; runs saved before checksums were recorded pass silently."""
+    if saved_checksum is None or saved_checksum == objset.checksum:
+        return False
+    print(f"warning: run {root} was made on object set {objset.name!r} with checksum {saved_checksum[:12]}, but the "
+          f"data here has {objset.checksum[:12]}: results may differ from the run's own", file=sys.stderr)
+    return True
+
+
+def stats_path(model_path: str | Path, env_id: str) -> Path:
+    """Where the statistics of the model zip ``model_path`` live (rl-zoo's rule)."""
+    return Path(model_path).parent / env_id / STATS_FILE
+
+
+def save_model(model: BaseAlgorithm, path: str | Path, env_id: str) -> None:
+    """``model`` and its ``VecNormalize`` statistics (when it has some), each written atomically; stale statistics
+    from an earlier model at ``path`` are removed, so they are never applied to this one."""
+    atomic_write(path, lambda tmp: model.save(tmp))
+    stats = stats_path(path, env_id)
+    vec_normalize = model.get_vec_normalize_env()
+    if vec_normalize is not None:
+        atomic_write(stats, lambda tmp: vec_normalize.save(str(tmp)))
+    else:
+        stats.unlink(missing_ok=True)
+
+
+def write_checkpoint(model: BaseAlgorithm, root: str | Path, env_id: str) -> Path:
+    """The run's periodic checkpoint: model and statistics, then ``checkpoint.json`` with the step count."""
+    root = Path(root)
+    save_model(model, root / CHECKPOINT_MODEL, env_id)
+    atomic_write_json(root / CHECKPOINT_INFO, {"num_timesteps": int(model.num_timesteps), "model": CHECKPOINT_MODEL})
+    return root / CHECKPOINT_MODEL
+
+
+def checkpoint_steps(root: str | Path) -> int:
+    """Env steps of the run's last complete checkpoint (0 when it has none)."""
+    info = Path(root) / CHECKPOINT_INFO
+    return int(json.loads(info.read_text())["num_timesteps"]) if info.is_file() else 0
+
+
+def finished_rounds(root: str | Path) -> int:
+    """DAgger rounds of the student run ``root`` whose student is saved (0 while there is none)."""
+    progress = Path(root) / PROGRESS_FILE
+    if not (Path(root) / f"{STUDENT_ENV_ID}.zip").exists() or not progress.is_file():
+        return 0
+    return int(json.loads(progress.read_text()).get("rounds_done", 0))
 
 
 def best_model_path(root: str | Path) -> Path:
@@ -97,14 +212,54 @@ def load_run(path: str | Path) -> SavedRun:
     is_best = best is not None and model.resolve() == best_model.resolve()
     best_timesteps = int(best["num_timesteps"]) if is_best else None
     stats = model.parent / env_id / STATS_FILE
-    return SavedRun(root, env_id, model, stats if stats.exists() else None, _read_config(configs[0]), best_timesteps)
+    return SavedRun(root, env_id, model, stats if stats.exists() else None, read_run_config(configs[0]), best_timesteps)
 
 
-def _read_config(path: Path) -> dict[str, Any]:
-    # rl-zoo dumps an OrderedDict with python tags; its entries are plain key/value pairs
-    text = path.read_text()
-    loader = yaml.UnsafeLoader if "!!python" in text else yaml.SafeLoader
-    data = yaml.load(text, Loader=loader)  # noqa: S506 - our own run folder, written by rl-zoo
-    if isinstance(data, list):  # OrderedDict dumped as a list of pairs
-        data = dict(data)
-    return dict(data)
+class _ConfigLoader(yaml.SafeLoader):
+    """A safe loader that also reads the one python tag rl-zoo writes into ``config.yml``: an ``OrderedDict``
+    dumped as a list of pairs. Any other tag is refused, so a run folder from elsewhere cannot run code."""
+
+
+_ConfigLoader.add_constructor(
+    "tag:yaml.org,2002:python/object/apply:collections.OrderedDict",
+    lambda loader, node: dict(loader.construct_sequence(node.value[0], deep=True)),
+)
+
+
+def model_and_stats(path: str | Path) -> tuple[Path, Path | None]:
+    """The model zip and its ``VecNormalize`` statistics (None when there are none) that ``path`` names: a run
+    folder (read by :func:`load_run`: its best checkpoint, else its final model), a model ``.zip``, or a folder
+    holding exactly one ``.zip``. A bare zip's statistics are ``vecnormalize.pkl`` beside it, else the one file
+    of that name one folder down (rl-zoo's ``<env id>/vecnormalize.pkl``)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    if path.is_dir() and any(path.glob("*/config.yml")):
+        run = load_run(path)
+        return run.model_path, run.stats_path
+    if path.is_dir():
+        zips = sorted(path.glob("*.zip"))
+        if len(zips) != 1:
+            raise FileNotFoundError(f"{path} is not a run folder and holds {len(zips)} .zip models; name one .zip")
+        path = zips[0]
+    if path.suffix != ".zip":
+        raise ValueError(f"{path} is neither a run folder nor a .zip model")
+    beside = path.parent / STATS_FILE
+    below = sorted(path.parent.glob(f"*/{STATS_FILE}"))
+    if beside.is_file():
+        return path, beside
+    if len(below) > 1:
+        raise ValueError(f"{path}: several statistics files one folder down ({[str(p) for p in below]}); "
+                         "which one belongs to the model is ambiguous")  # fmt: skip
+    return path, (below[0] if below else None)
+
+
+def read_run_config(path: Path) -> dict[str, Any]:
+    """A run's ``<env id>/config.yml`` (ours, or one that rl-zoo wrote with its ``OrderedDict`` tag)."""
+    try:
+        data = yaml.load(path.read_text(), Loader=_ConfigLoader)  # noqa: S506 - a safe loader plus one tag
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: unreadable run config ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a run config must be a mapping of hyperparameters")
+    return data

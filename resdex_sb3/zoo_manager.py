@@ -6,6 +6,7 @@ Everything else (CLI flags, YAML keys, schedules, ``-params`` overrides, log lay
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import types
 from pathlib import Path
@@ -17,33 +18,21 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from callbacks.split_success_eval import EVAL_SEED, OWN_SPLIT, SplitSuccessEval, spread_over_categories
-from callbacks.atomic_checkpoint import AtomicCheckpoint, atomic_save_model, atomic_save_vecnormalize
-from resdex_sb3.env_builder import EVALUATION_OPTIONS, build_env
+from envs.files import atomic_write_bytes
+from envs.objects.catalog import load_object_set
+from resdex_sb3.env_builder import build_env, object_set_name, split_env_kwargs
+from resdex_sb3.presets import ZOO_CONFIGS, read_preset
+from resdex_sb3.run_checkpoint import RunCheckpoint
+from resdex_sb3.run_folder import OBJECT_SET_CHECKSUM, run_relative_paths, save_model
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "zoo_configs" / "ppo.yml"
+DEFAULT_CONFIG = ZOO_CONFIGS / "ppo.yml"
 ZOO_KEYS = {"n_envs", "n_timesteps", "normalize", "policy_kwargs", "env_kwargs", "callback", "env_wrapper",
             "vec_env_wrapper", "frame_stack", "monitor_kwargs", "policy"}  # fmt: skip
 
 
 def select_preset(config_path: str | Path, env_id: str, preset: str) -> dict[str, Any]:
     """The hyperparameters of ``env_id`` under ``preset`` in a zoo YAML, with every key checked."""
-    path = Path(config_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ValueError(f"{path}: cannot read zoo config ({err})") from err
-    if env_id not in data:
-        raise ValueError(f"{path}: no section for {env_id}; sections: {sorted(data)}")
-    section = data[env_id]
-    if preset not in section:
-        raise ValueError(f"{path}: {env_id} has no preset {preset!r}; presets: {sorted(section)}")
-    params = dict(section[preset])
-    allowed = ZOO_KEYS | set(PPO.__init__.__code__.co_varnames)
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise ValueError(f"{path}: {env_id}/{preset} has unknown key(s) {unknown}")
-    return params
+    return read_preset(config_path, [env_id, preset], ZOO_KEYS | set(PPO.__init__.__code__.co_varnames))
 
 
 class BatchedExperimentManager(ExperimentManager):
@@ -62,7 +51,8 @@ class BatchedExperimentManager(ExperimentManager):
             self.save_path = str(Path(self.run_dir))
             self.params_path = f"{self.save_path}/{self.env_name}"
         self._checkpoint_freq = self.save_freq
-        self.save_freq = -1  # rl-zoo's own CheckpointCallback is replaced by AtomicCheckpoint
+        self.object_set_checksum: str | None = None
+        self.save_freq = -1  # rl-zoo's own CheckpointCallback is replaced by RunCheckpoint
 
     def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
         params = select_preset(self.config, self.env_name.gym_id, self.preset)
@@ -79,47 +69,31 @@ class BatchedExperimentManager(ExperimentManager):
             self.config = original
 
     def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> VecEnv:
-        kwargs = (self.eval_env_kwargs if eval_env else self.env_kwargs) or {}
+        run_dir = Path(self.save_path)
+        # paths from the command line become run-relative once, here, and are saved and read back in that form
+        self.env_kwargs = run_relative_paths(self.env_kwargs or {}, run_dir)
+        kwargs = self.env_kwargs if not eval_env else run_relative_paths(self.eval_env_kwargs or {}, run_dir)
+        options, _ = split_env_kwargs(kwargs)
+        objset = load_object_set(object_set_name(options), options.get("data_dir"))
+        self.object_set_checksum = objset.checksum  # recorded in config.yml, so evaluation can tell other data
         seed = (self.seed or 0) + (10_000 if eval_env else 0)
-        env = build_env(self.env_name.gym_id, n_envs, seed, kwargs, root=Path(self.save_path))
+        env = build_env(self.env_name.gym_id, n_envs, seed, kwargs, root=run_dir, object_set=objset)
         if self.vec_env_wrapper is not None:
             env = self.vec_env_wrapper(env)
         return self._maybe_normalize(env, eval_env)
 
     def create_callbacks(self) -> None:
+        """rl-zoo's callbacks (the preset's ``callback`` list included), our atomic checkpoint, and the run handed
+        to every callback that asks for it: one with a ``bind_run(run_dir, env_id, env_kwargs)`` method (such as
+        ``callbacks.SplitSuccessEval``) gets it, so that this package never imports ``callbacks``."""
         super().create_callbacks()
+        run_dir = Path(self.save_path)
         if self._checkpoint_freq > 0:
-            self.callbacks.append(AtomicCheckpoint(self._checkpoint_freq, self.save_path, self.env_name.gym_id))
+            self.callbacks.append(RunCheckpoint(self._checkpoint_freq, run_dir, self.env_name.gym_id))
         for callback in self.callbacks:
-            if isinstance(callback, SplitSuccessEval):
-                callback.make_env = self._split_env_factory()
-                if callback.run_dir is None:  # where its best checkpoint and gate.json go
-                    callback.run_dir, callback.env_id = Path(self.save_path), self.env_name.gym_id
-
-    def _split_env_factory(self):
-        """split -> env with ``trials`` envs per object, for ``SplitSuccessEval``: at most ``max_objects`` objects
-        spread over the split's categories; the split ``own`` is the run's own objects (``objects``, else its
-        ``split``). Every env runs one whole episode from the evaluation's start (``random_initial_progress`` off)."""
-        from envs.objects.catalog import load_object_set
-        from resdex_sb3.env_builder import select_objects, split_env_kwargs
-
-        options, _ = split_env_kwargs(self.env_kwargs)
-        loaded: list = []  # the object set, read once at the first evaluation and shared by every split
-
-        def make(split: str, trials: int, max_objects: int) -> VecEnv:
-            if not loaded:
-                loaded.append(load_object_set(options.get("object_set", "embedded"), options.get("data_dir")))
-            objset = loaded[0]
-            if split == OWN_SPLIT:
-                objects = select_objects(objset, options.get("split", "train"), options.get("objects"))
-            else:
-                objects = select_objects(objset, split, None)
-            names = [o.name for o in spread_over_categories(objects, max_objects)]
-            kwargs = {**(self.env_kwargs or {}), "split": "all", "objects": names, **EVALUATION_OPTIONS}
-            return build_env(self.env_name.gym_id, len(names) * trials, EVAL_SEED, kwargs, root=Path(self.save_path),
-                             object_set=objset)  # fmt: skip
-
-        return make
+            bind_run = getattr(callback, "bind_run", None)
+            if callable(bind_run):
+                bind_run(run_dir, self.env_name.gym_id, dict(self.env_kwargs or {}))
 
     def learn(self, model: BaseAlgorithm) -> None:
         """rl-zoo's ``learn``, except that ``-i`` keeps counting timesteps (curves and schedules continue)."""
@@ -138,12 +112,33 @@ class BatchedExperimentManager(ExperimentManager):
             assert model.env is not None
             model.env.close()
 
+    def _save_config(self, saved_hyperparams: dict[str, Any]) -> None:
+        """rl-zoo's ``config.yml``, ``args.yml`` and ``command.txt``, but as plain YAML that a safe loader reads, written
+        atomically, with run-relative paths in ``env_kwargs`` and the object set's checksum."""
+        config = {**_plain(saved_hyperparams), "env_kwargs": _plain(self.env_kwargs),
+                  OBJECT_SET_CHECKSUM: self.object_set_checksum}  # fmt: skip
+        params = Path(self.params_path)
+        atomic_write_bytes(params / "config.yml", yaml.safe_dump(config, sort_keys=True).encode())
+        args = _plain({key: value for key, value in sorted(vars(self.args).items())})
+        atomic_write_bytes(params / "args.yml", yaml.safe_dump(args, sort_keys=False).encode())
+        command = " ".join(shlex.quote(arg) for arg in sys.orig_argv)  # what reruns this run
+        atomic_write_bytes(params / "command.txt", (command + "\n").encode())
+        print(f"Log path: {self.save_path}")
+
     def save_trained_model(self, model: BaseAlgorithm) -> None:
         print(f"Saving to {self.save_path}")
-        atomic_save_model(model, Path(self.save_path) / f"{self.env_name}.zip")
-        vec_normalize = model.get_vec_normalize_env()
-        if vec_normalize is not None:
-            atomic_save_vecnormalize(vec_normalize, Path(self.params_path) / "vecnormalize.pkl")
+        save_model(model, Path(self.save_path) / f"{self.env_name}.zip", self.env_name.gym_id)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain YAML data: mappings, lists, strings, numbers, booleans, None (anything else as text)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
 
 
 def default_config_path() -> str:

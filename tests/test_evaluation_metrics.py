@@ -16,14 +16,15 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
 import callbacks.split_success_eval as split_eval
-from callbacks.split_success_eval import EVAL_SEED, SplitSuccessEval, spread_over_categories
+from callbacks.split_success_eval import SplitSuccessEval
 from envs.factory import make_vec_env
 from envs.objects.primitives import primitive_objects
 from envs.objects.spec import ConvexPart, ObjectSpec
-from resdex_sb3.composer import ResidualMoEComposer
-from resdex_sb3.evaluate import compare, result_json
-from resdex_sb3.evaluation import confidence_interval, paired_difference, per_object, run_episodes
-from resdex_sb3.run_folder import GATE_FILE, load_run
+from resdex_sb3.evaluate import compare
+from resdex_sb3.run_evaluation import result_json
+from resdex_sb3.evaluation import (EVAL_SEED, confidence_interval, paired_difference, per_object, run_episodes,
+                                   spread_over_categories)
+from resdex_sb3.run_folder import GATE_FILE, load_run, model_and_stats
 from resdex_sb3.zoo_manager import DEFAULT_CONFIG
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,7 +180,7 @@ def test_load_run_and_the_composer_prefer_the_best_checkpoint(tmp_path):
     assert run.model_path == tmp_path / "with" / "best" / "best_model.zip"
     assert run.stats_path == tmp_path / "with" / "best" / ENV_ID / "vecnormalize.pkl"
     assert run.best_timesteps == 640 and run.env_kwargs == {"objects": ["cube"]}
-    assert ResidualMoEComposer._resolve_checkpoint(tmp_path / "with") == (run.model_path, run.stats_path)
+    assert model_and_stats(tmp_path / "with") == (run.model_path, run.stats_path)  # the composer's reader
     explicit = load_run(tmp_path / "with" / f"{ENV_ID}.zip")  # a named zip is that zip, with its own stats
     assert explicit.model_path.name == f"{ENV_ID}.zip" and explicit.best_timesteps is None
     assert explicit.stats_path == tmp_path / "with" / ENV_ID / "vecnormalize.pkl"

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from resdex_sb3.pipeline import CONFIG, load_preset
+from resdex_sb3.presets import PIPELINE_CONFIG as CONFIG
+from resdex_sb3.presets import load_pipeline_preset as load_preset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,7 +93,7 @@ def _assert_stage2_continues_stage1(stage1: Path, stage2: Path) -> None:
 
 def test_pipeline_preset_errors(tmp_path):
     assert load_preset("smoke")["k"] >= 1
-    with pytest.raises(ValueError, match="presets"):
+    with pytest.raises(ValueError, match="no 'huge'.*known: .*smoke"):
         load_preset("huge")
     bad = tmp_path / "pipeline.yml"
     data = yaml.safe_load(CONFIG.read_text())
@@ -103,7 +104,7 @@ def test_pipeline_preset_errors(tmp_path):
 
 
 def test_wrong_k_and_missing_base_are_clear(tmp_path, small_data):
-    from resdex_sb3.cluster import run_clustering
+    from resdex_sb3.shape.clusters import run_clustering
 
     with pytest.raises(ValueError, match="k"):
         run_clustering(10_000, "embedded-small", small_data, tmp_path / "shape")

@@ -173,8 +173,8 @@ def test_untrained_residual_moe_policy_mixes_uniformly_with_a_small_residual(bas
     policy = ResidualMoEPolicy(composer.observation_space, composer.action_space, _constant_lr)
     obs = th.as_tensor(np.clip(composer.reset(), -5, 5))
     with th.no_grad():
-        weights = policy.mixing_weights(obs).numpy()
-        residual = policy._predict(obs, deterministic=True)[:, 2:].numpy()
+        action = policy._predict(obs, deterministic=True)
+    weights, residual = th.softmax(action[:, :2], dim=-1).numpy(), action[:, 2:].numpy()
     np.testing.assert_allclose(weights, 0.5, atol=0.02)
     assert np.abs(residual).max() < 0.05
 
@@ -209,9 +209,14 @@ def test_composer_rejects_bases_that_do_not_fit_and_names_them(tmp_path, base_pa
         ResidualMoEComposer(_hyper_env(), [narrow_base.parent])
 
     missing = tmp_path / "no_such_run"
-    with pytest.raises(FileNotFoundError, match=str(missing)):
+    with pytest.raises(FileNotFoundError, match=f"base policy 1 \\({missing}\\)"):
         ResidualMoEComposer(_hyper_env(), [base_paths[0], missing])
+    truncated = tmp_path / "truncated" / "model.zip"  # a copy cut short, as a full disk or a killed copy leaves it
+    truncated.parent.mkdir()
+    truncated.write_bytes((base_paths[0] / "model.zip").read_bytes()[:2000])
+    with pytest.raises(ValueError, match=f"base policy 1 .*{truncated}.*truncated"):
+        ResidualMoEComposer(_hyper_env(), [base_paths[0], truncated])
     empty = tmp_path / "empty_run"
     empty.mkdir()
-    with pytest.raises(FileNotFoundError, match=f"{empty}.*no .zip"):
+    with pytest.raises(FileNotFoundError, match=f"{empty}.*0 .zip"):
         ResidualMoEComposer(_hyper_env(), [empty])

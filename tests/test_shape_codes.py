@@ -15,7 +15,7 @@ import torch
 from envs.objects.embedded import embedded_objects
 from envs.objects.spec import ConvexPart, ObjectSpec
 from envs.objects.surface import sample_surface
-from resdex_sb3.cluster import CLUSTERS_FILE, cluster_codes, run_clustering, write_clusters
+from resdex_sb3.shape.clusters import CLUSTERS_FILE, cluster_codes, run_clustering, write_clusters
 from resdex_sb3.shape import ENCODER_FILE, EncoderTrainConfig, PointNetEncoder, ShapeCodes, load_encoder
 from resdex_sb3.shape.pointnet import yaw_matrix
 

@@ -1,23 +1,32 @@
-"""Object sets by name: the embedded presets (built on first use) and whatever was imported into the data directory."""
+"""Object sets by name: the embedded presets and whatever was imported, as built in the data directory.
+
+Loading never builds: a set that is missing, incomplete or damaged raises :class:`ObjectSetNotBuilt`, whose
+one-line message names the command to run. Only ``python -m resdex_sb3.objects build``/``import`` and the
+pipeline's objects stage build (through :func:`envs.objects.build.build_object_set`).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from envs.config import SceneConfig
-from envs.objects.build import build_embedded, scene_config_for
+from envs.objects.build import scene_config_for
 from envs.objects.embedded import PRESET_OF_SET, embedded_objects
-from envs.objects.spec import ObjectSpec
-from envs.objects.store import ObjectStore
+from envs.objects.serialize import object_to_dict, proposal_to_dict
+from envs.objects.spec import SPLITS, ObjectSpec
+from envs.objects.store import ObjectSetNotBuilt, ObjectStore
 from envs.proposals import GraspProposal
 
-SPLITS = ("train", "unseen_obj", "unseen_cat")
-DEFAULT_SET = "embedded"
+__all__ = ["DEFAULT_SET", "SPLITS", "ObjectSet", "ObjectSetNotBuilt", "available_sets", "describe_object_set",
+           "load_object_set", "not_built_message"]  # fmt: skip
 
+DEFAULT_SET = "embedded"
 
 
 @dataclass
@@ -54,24 +63,74 @@ class ObjectSet:
         """Scene settings that fit every object of the set (hull slots only when some object has hulls)."""
         return scene_config_for(self.objects)
 
+    @cached_property
+    def checksum(self) -> str:
+        """sha256 (hex) of the set's content: every object's description and surface points, and its grasp
+        proposals, in a canonical order.
 
-def load_object_set(
-    name: str = DEFAULT_SET,
-    data_dir: str | os.PathLike[str] | None = None,
-    build_missing: bool = True,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> ObjectSet:
-    """Load set ``name`` from the data directory; an embedded preset is built there first if it is incomplete."""
+        Two data directories give the same checksum exactly when runs on them see the same objects, clouds and
+        start poses, whatever the build's timings, file encodings or object order. Computed once per loaded
+        set (a fraction of a second for thousands of objects)."""
+        digest = hashlib.sha256()
+        for obj in sorted(self.objects, key=lambda o: o.name):
+            digest.update(json.dumps(object_to_dict(obj), sort_keys=True).encode())
+            points = self.points.get(obj.name)
+            digest.update(b"no points" if points is None else np.ascontiguousarray(points, dtype="<f4").tobytes())
+            proposals = [proposal_to_dict(p) for p in self.proposals.get(obj.name, [])]
+            digest.update(json.dumps(proposals, sort_keys=True).encode())
+        return digest.hexdigest()
+
+
+def load_object_set(name: str = DEFAULT_SET, data_dir: str | os.PathLike[str] | None = None) -> ObjectSet:
+    """Load set ``name`` from the data directory, checksums verified; never builds anything.
+
+    Raises :class:`ObjectSetNotBuilt` (a ``ValueError``) naming the command to run when the set is missing,
+    incomplete or damaged.
+
+    :param name: an embedded preset's set name or an imported set.
+    :param data_dir: the data directory (default: ``$RESDEX_DATA``, else ``data/`` in the checkout).
+    """
     store = ObjectStore(data_dir)
-    if name in PRESET_OF_SET:
-        complete = name in store.set_names() and store.set_info(name).get("complete", False)
-        if not complete:
-            if not build_missing:
-                return ObjectSet(name, embedded_objects(PRESET_OF_SET[name]))
-            build_embedded(store, PRESET_OF_SET[name], progress=progress)
+    message = not_built_message(store, name)
+    if message:
+        raise ObjectSetNotBuilt(message)
     objects = store.objects(name)
     proposals, report = store.read_proposals(name)
     return ObjectSet(name, objects, store.points(name), proposals, report)
+
+
+def not_built_message(store: ObjectStore, name: str) -> str | None:
+    """Why set ``name`` cannot be loaded from ``store`` (one line naming the command to run), or ``None`` when
+    the manifest lists it as complete. File checksums are checked on load, not here.
+
+    :param store: the data directory.
+    :param name: the set's name.
+    """
+    sets = store.set_names()
+    if name in sets and store.set_info(name).get("complete"):
+        return None
+    command = store.rebuild_command(name)
+    if name in PRESET_OF_SET:
+        state = "only partly built" if name in sets else "not built"
+        return f"object set {name!r} is {state} in {store.root}; build it with: {command}"
+    if name in sets:
+        return (f"object set {name!r} in {store.root} is incomplete (its import was interrupted or is still running); "
+                f"finish it with: {command}")
+    known = ", ".join(sorted(set(sets) | set(PRESET_OF_SET)))
+    return f"object set {name!r} does not exist in {store.root}; known sets: {known}"
+
+
+def describe_object_set(name: str, data_dir: str | os.PathLike[str] | None = None) -> tuple[ObjectSet, bool]:
+    """The set for listing and showing, and whether it is built; an embedded preset that is not built yet comes
+    back as its objects alone (no points, no proposals), without building anything.
+
+    :param name: an embedded preset's set name or an imported set.
+    :param data_dir: the data directory.
+    """
+    store = ObjectStore(data_dir)
+    if not_built_message(store, name) and name in PRESET_OF_SET:
+        return ObjectSet(name, embedded_objects(PRESET_OF_SET[name])), False
+    return load_object_set(name, data_dir), True
 
 
 def available_sets(data_dir: str | os.PathLike[str] | None = None) -> list[str]:

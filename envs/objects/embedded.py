@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from envs.objects.categories import CATEGORIES, Category
-from envs.objects.spec import ConvexPart, ObjectSpec, object_bounds
+from envs.objects.spec import SPLITS, ConvexPart, ObjectSpec, object_bounds
 
 EMBEDDED_SEED = 2025
 MIN_SIZE, MAX_SIZE = 0.05, 0.25  # longest side, metres
@@ -62,7 +62,7 @@ def embedded_objects(preset: str = "default", seed: int = EMBEDDED_SEED) -> list
         raise ValueError(f"unknown object preset {preset!r}; known: {sorted(PRESETS)}")
     counts = PRESETS[preset]
     objects: list[ObjectSpec] = []
-    for split in ("train", "unseen_obj", "unseen_cat"):
+    for split in SPLITS:
         for category in CATEGORIES:
             if category.held_out != (split == "unseen_cat"):
                 continue

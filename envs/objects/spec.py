@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: The evaluation splits every object belongs to: training objects, unseen objects of training categories,
+#: and objects of unseen categories.
+SPLITS = ("train", "unseen_obj", "unseen_cat")
 PRIMITIVE_KINDS = ("box", "cylinder", "capsule", "sphere", "ellipsoid")
 PART_KINDS = PRIMITIVE_KINDS + ("hull",)
 

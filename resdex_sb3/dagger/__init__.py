@@ -13,13 +13,19 @@ extension points, and why:
 - beta: the student acts from the first step (:class:`ConstantBetaSchedule` at 0), as ResDex.
 """
 
-from resdex_sb3.dagger.buffering_collector import BufferingTrajectoryCollector
-from resdex_sb3.dagger.constant_beta_schedule import ConstantBetaSchedule
-from resdex_sb3.dagger.deterministic_mse_loss import DeterministicMSELoss
-from resdex_sb3.dagger.privileged_expert_policy import PrivilegedExpertPolicy
-from resdex_sb3.dagger.ring_buffer_dagger_trainer import RingBufferDAggerTrainer
-from resdex_sb3.dagger.step_logger import StepLogger
-from resdex_sb3.dagger.transition_ring_buffer import TransitionRingBuffer
+import importlib.util
+
+if importlib.util.find_spec("imitation") is None:  # a plain `pip install -e .` cannot install it (see above)
+    raise ModuleNotFoundError("distillation needs imitation 1.0.1, which pip cannot install beside SB3 2.9 with its "
+                              "own pins: run `pip install --no-deps imitation==1.0.1` (make install does)")  # fmt: skip
+
+from resdex_sb3.dagger.buffering_collector import BufferingTrajectoryCollector  # noqa: E402
+from resdex_sb3.dagger.constant_beta_schedule import ConstantBetaSchedule  # noqa: E402
+from resdex_sb3.dagger.deterministic_mse_loss import DeterministicMSELoss  # noqa: E402
+from resdex_sb3.dagger.privileged_expert_policy import PrivilegedExpertPolicy  # noqa: E402
+from resdex_sb3.dagger.ring_buffer_dagger_trainer import RingBufferDAggerTrainer  # noqa: E402
+from resdex_sb3.dagger.step_logger import StepLogger  # noqa: E402
+from resdex_sb3.dagger.transition_ring_buffer import TransitionRingBuffer  # noqa: E402
 
 __all__ = ["BufferingTrajectoryCollector", "ConstantBetaSchedule", "DeterministicMSELoss", "PrivilegedExpertPolicy",
            "RingBufferDAggerTrainer", "StepLogger", "TransitionRingBuffer"]

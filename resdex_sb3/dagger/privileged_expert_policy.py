@@ -14,8 +14,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from envs.vision import PRIVILEGED
 from resdex_sb3.composer import ResidualMoEComposer
-from resdex_sb3.env_builder import resolve
-from resdex_sb3.run_folder import load_run
+from resdex_sb3.run_folder import load_run, resolve_run_path
 
 
 class PrivilegedExpertPolicy(BasePolicy):
@@ -70,7 +69,7 @@ class PrivilegedExpertPolicy(BasePolicy):
         if hyper.observation_space.shape != (width,):
             raise ValueError(f"hyper-policy {run.model_path} reads {hyper.observation_space.shape} observations; "
                              f"the env's privileged part is ({width},)")  # fmt: skip
-        composer = ResidualMoEComposer(venv, [resolve(b, run.root) for b in bases], device=device)
+        composer = ResidualMoEComposer(venv, [resolve_run_path(b, run.root) for b in bases], device=device)
         return cls(venv.observation_space, venv.action_space, hyper, composer, mean, std, clip).to(device)
 
     def forward(self, obs: th.Tensor, deterministic: bool = True) -> th.Tensor:

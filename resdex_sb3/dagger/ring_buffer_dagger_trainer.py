@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from imitation.algorithms.dagger import DAggerTrainer, NeedsDemosException
 from imitation.util.logger import HierarchicalLogger
 from stable_baselines3.common.vec_env import VecEnv
 
+from envs.files import atomic_write
 from resdex_sb3.dagger.buffering_collector import BufferingTrajectoryCollector
 from resdex_sb3.dagger.transition_ring_buffer import TransitionRingBuffer
 
@@ -96,8 +96,8 @@ class RingBufferDAggerTrainer(DAggerTrainer):
             "rng": self.rng.bit_generator.state, "extra": dict(extra or {}),
         }  # fmt: skip
         checkpoint, policy = self.scratch_dir / CHECKPOINT_FILE, self.scratch_dir / POLICY_FILE
-        _atomic(checkpoint, lambda tmp: th.save(state, tmp))
-        _atomic(policy, lambda tmp: self.policy.save(str(tmp)))
+        atomic_write(checkpoint, lambda tmp: th.save(state, tmp))
+        atomic_write(policy, lambda tmp: self.policy.save(str(tmp)))
         return checkpoint, policy
 
     def load_trainer_state(self, path: str | Path | None = None) -> dict[str, Any]:
@@ -111,9 +111,3 @@ class RingBufferDAggerTrainer(DAggerTrainer):
         self.rng.bit_generator.state = state["rng"]
         self._last_loaded_round = -1
         return dict(state.get("extra") or {})
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)

@@ -8,7 +8,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
-from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from envs.task import ACTION_DIM
@@ -118,8 +118,3 @@ class ResidualMoEPolicy(ActorCriticPolicy):
         data = super()._get_constructor_parameters()
         data.update(residual_dim=self.residual_dim, residual_log_std_init=self.residual_log_std_init)
         return data
-
-    def mixing_weights(self, obs: PyTorchObs) -> th.Tensor:
-        """Softmax of the deterministic (mean) logits for a preprocessed observation batch: ``(N, k)``."""
-        mean = self.get_distribution(obs).mode()
-        return th.softmax(mean[:, : self.num_bases], dim=-1)

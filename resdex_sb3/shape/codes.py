@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from envs.objects.spec import ObjectSpec
-from envs.objects.store import atomic_write_json
+from envs.files import atomic_write_json
 from resdex_sb3.shape.pointnet import ENCODE_YAWS, PointNetEncoder
 from resdex_sb3.shape.train_encoder import EncoderTrainConfig, data_fingerprint, encoder_checksum, load_or_train_encoder
 

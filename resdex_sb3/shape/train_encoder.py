@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from envs.objects.store import atomic_write_bytes
+from envs.files import atomic_write_bytes
 from resdex_sb3.shape.pointnet import ENCODE_POINTS, PointNetEncoder, yaw_matrix
 
 ENCODER_FORMAT = 1

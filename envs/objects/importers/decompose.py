@@ -11,12 +11,12 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import trimesh
+
+from envs.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -183,22 +183,10 @@ def write_cached_parts(path: Path, parts: list[np.ndarray]) -> None:
     :param parts: vertex arrays of the convex pieces.
     """
     arrays = {f"part_{i}": np.asarray(p, dtype=float) for i, p in enumerate(parts)}
-    tmp_name = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # The temporary file sits in the destination folder so os.replace is a same-filesystem rename.
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, count=np.int64(len(parts)), **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
+        atomic_write(path, lambda tmp: np.savez(tmp, count=np.int64(len(parts)), **arrays))
     except OSError as err:
         logger.warning("could not write decomposition cache %s (%s)", path, err)
-    finally:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
 
 
 def _coacd_version() -> str:

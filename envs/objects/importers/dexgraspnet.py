@@ -23,7 +23,7 @@ from our palm origin along the palm's z axis (the OpenAI hand's palm is 0.034 m 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +65,7 @@ def import_dexgraspnet(
     max_parts: int = 8,
     limit: int | None = None,
     max_proposals: int = MAX_PROPOSALS,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> ImportResult:
     """Import the objects of the three split files, with up to ``max_proposals`` grasps each.
 
@@ -76,6 +77,7 @@ def import_dexgraspnet(
     :param max_parts: most convex parts per object; pieces beyond it are merged (use the scene's hull_slots).
     :param limit: most objects imported per split file (for quick runs); ``None`` imports every listed pair.
     :param max_proposals: most grasp proposals kept per object.
+    :param progress: called as ``progress("objects (<split>)", done, total)`` over each split file's entries.
     """
     root = Path(root)
     assets = dataset_dir(root)
@@ -89,7 +91,11 @@ def import_dexgraspnet(
             continue
         found_split = True
         imported = 0
-        for code, scale in read_split_file(split_path):
+        pairs = read_split_file(split_path)
+        stage = f"objects ({split})"
+        for done, (code, scale) in enumerate(pairs):
+            if progress:  # entries finished so far (reported here, since the body has several exits)
+                progress(stage, done, len(pairs))
             if limit is not None and imported >= limit:
                 break
             name = object_id(code, scale)
@@ -106,6 +112,8 @@ def import_dexgraspnet(
             grasps = grasp_files(assets, code)
             result.proposals[name] = read_proposals(grasps, scale, offset, max_proposals, result.skipped)
             imported += 1
+        if progress and pairs:  # also closes the bar of a split that --limit ended early
+            progress(stage, len(pairs), len(pairs))
     if not found_split:
         raise FileNotFoundError(
             f"{root}: no DexGraspNet split file ({', '.join(n for n, _ in SPLIT_FILES)}) in {list(SPLIT_DIRS)}"

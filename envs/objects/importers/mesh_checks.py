@@ -38,11 +38,13 @@ class PreparedMesh:
     :param mesh: the mesh in metres, centred on its bounding-box centre.
     :param scale: the total factor applied to the file's coordinates (user scale times any automatic rescale).
     :param rescaled: whether the size check changed the user's scale.
+    :param user_scale: the user's factor alone (``scale / user_scale`` is the automatic rescale).
     """
 
     mesh: trimesh.Trimesh
     scale: float
     rescaled: bool
+    user_scale: float = 1.0
 
 
 def load_mesh(path: Path | str) -> trimesh.Trimesh:
@@ -99,7 +101,7 @@ def normalise_mesh(mesh: trimesh.Trimesh, source: Path | str, scale: float = 1.0
         logger.info("%s: longest side %.4g m rescaled by %.4g into %s m", source, longest, factor, SIDE_RANGE)
     mesh.apply_translation(-mesh.bounds.mean(axis=0))
     _check_volume(mesh, source)
-    return PreparedMesh(mesh=mesh, scale=scale * factor, rescaled=factor != 1.0)
+    return PreparedMesh(mesh=mesh, scale=scale * factor, rescaled=factor != 1.0, user_scale=scale)
 
 
 def load_object_mesh(path: Path | str, scale: float = 1.0) -> PreparedMesh:

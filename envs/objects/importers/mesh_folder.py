@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,14 +24,13 @@ import numpy as np
 import yaml
 
 from envs.objects.importers.decompose import convex_parts
-from envs.objects.importers.mesh_checks import MESH_EXTENSIONS, load_object_mesh
+from envs.objects.importers.mesh_checks import MESH_EXTENSIONS, SIDE_RANGE, PreparedMesh, load_object_mesh
 from envs.objects.importers.result import ImportResult
-from envs.objects.spec import ConvexPart, ObjectSpec
+from envs.objects.spec import SPLITS, ConvexPart, ObjectSpec
 
 MANIFEST_NAMES = ("manifest.yaml", "manifest.yml", "manifest.json")
 MANIFEST_FIELDS = ("file", "name", "category", "split", "scale", "density")
 MANIFEST_TOP_KEYS = ("objects",)
-SPLITS = ("train", "unseen_obj", "unseen_cat")
 DEFAULT_DENSITY = 500.0
 DEFAULT_CATEGORY = "imported"
 
@@ -61,9 +61,12 @@ class MeshFolderResult(ImportResult):
 
     :param scales: object name -> total factor from file units to metres (the user's scale times any rescale
         into the size range), so a user can see which objects were resized.
+    :param rescaled: object name -> (longest side after the user's scale, longest side imported), metres, for
+        every object the size check rescaled.
     """
 
     scales: dict[str, float] = field(default_factory=dict)
+    rescaled: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def import_mesh_folder(
@@ -73,6 +76,8 @@ def import_mesh_folder(
     cache_dir: Path | None = None,
     scale: float = 1.0,
     unseen_fraction: float = 0.0,
+    progress: Callable[[str, int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> MeshFolderResult:
     """Import every mesh under ``directory`` (recursively, in sorted order) as an object of hull parts.
 
@@ -83,6 +88,9 @@ def import_mesh_folder(
     :param scale: factor from file units to metres for files the manifest gives no scale.
     :param unseen_fraction: fraction of the objects whose split the manifest leaves open that go to
         ``unseen_obj`` instead of ``train``, chosen by a stable hash of the object id (same files, same split).
+    :param progress: called as ``progress("meshes", done, total)`` around every file (CoACD can take seconds
+        to minutes per mesh).
+    :param log: called with one line for every mesh the size check rescales.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -95,18 +103,29 @@ def import_mesh_folder(
     files = mesh_files(directory)
     ids = _unique_ids(set_name, [_base_name(f, manifest.get(f)) for f in files])
     result = MeshFolderResult()
-    for relative, object_id in zip(files, ids):
+    if progress and files:
+        progress("meshes", 0, len(files))
+    for done, (relative, object_id) in enumerate(zip(files, ids), start=1):
         entry = manifest.get(relative) or ManifestEntry(file=relative)
         path = directory / relative
         try:
-            obj, applied_scale = _import_one(path, object_id, entry, max_parts, cache_dir, scale, unseen_fraction)
+            obj, prepared = _import_one(path, object_id, entry, max_parts, cache_dir, scale, unseen_fraction)
         except Exception as err:  # one broken file must not stop a folder of thousands
             reason = str(err) if str(path) in str(err) else f"{path}: {type(err).__name__}: {err}"
             result.skipped.append((str(path), reason))
-            continue
-        result.objects.append(obj)
-        result.proposals[obj.name] = []
-        result.scales[obj.name] = applied_scale
+        else:
+            result.objects.append(obj)
+            result.proposals[obj.name] = []
+            result.scales[obj.name] = prepared.scale
+            if prepared.rescaled:
+                after = float(np.max(prepared.mesh.extents))
+                before = after * prepared.user_scale / prepared.scale
+                result.rescaled[obj.name] = (before, after)
+                if log:
+                    log(f"{path}: {before * 100:.3g} cm mesh rescaled to {after * 100:.3g} cm (longest side; objects "
+                        f"are {SIDE_RANGE[0] * 100:g}-{SIDE_RANGE[1] * 100:g} cm, pass --scale to choose)")  # fmt: skip
+        if progress:
+            progress("meshes", done, len(files))
     return result
 
 
@@ -170,7 +189,7 @@ def _import_one(
     cache_dir: Path | None,
     scale: float,
     unseen_fraction: float,
-) -> tuple[ObjectSpec, float]:
+) -> tuple[ObjectSpec, PreparedMesh]:
     prepared = load_object_mesh(path, entry.scale if entry.scale is not None else scale)
     vertices = _recentre(convex_parts(prepared.mesh, max_parts, cache_dir))
     parts = tuple(ConvexPart("hull", vertices=v) for v in vertices)
@@ -181,7 +200,7 @@ def _import_one(
         split=entry.split or _default_split(object_id, unseen_fraction),
         density=entry.density if entry.density is not None else DEFAULT_DENSITY,
     )
-    return obj, prepared.scale
+    return obj, prepared
 
 
 def _recentre(parts: list[np.ndarray]) -> list[np.ndarray]:

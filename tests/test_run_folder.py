@@ -1,0 +1,69 @@
+"""The run folder: paths saved relative to the run, plain-YAML configs, the object-set checksum, checkpoints."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from envs.objects.catalog import load_object_set
+from resdex_sb3.run_evaluation import evaluate_run, result_json
+from resdex_sb3.run_folder import (OBJECT_SET_CHECKSUM, read_run_config, checkpoint_steps, load_run, resolve_run_path,
+                                   run_relative_paths)  # fmt: skip
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_paths_become_run_relative_once_and_resolve_only_against_the_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs" / "hyper"
+    (tmp_path / "runs" / "base-0").mkdir(parents=True)
+    (tmp_path / "runs" / "shape").mkdir()
+    (tmp_path / "runs" / "shape" / "codes.json").write_text("{}")
+    run.mkdir()
+    given = {"base_models": ["runs/base-0", "../base-0", str(tmp_path / "runs" / "base-0")],  # cwd, run, absolute
+             "shape_codes": "runs/shape/codes.json", "reward_mode": "stage1"}  # fmt: skip
+    saved = run_relative_paths(given, run)
+    assert saved == {"base_models": ["../base-0"] * 3, "shape_codes": "../shape/codes.json", "reward_mode": "stage1"}
+    assert run_relative_paths(saved, run) == saved  # idempotent: a continued run saves the same
+    assert resolve_run_path("../base-0", run) == run / "../base-0"
+    with pytest.raises(FileNotFoundError, match="relative to that run folder"):
+        resolve_run_path("runs/base-0", run)  # a working-directory path is not guessed when reading a run back
+
+
+def test_run_configs_are_read_with_a_safe_loader(tmp_path):
+    rl_zoo_style = tmp_path / "old.yml"  # what rl-zoo wrote before: an OrderedDict as a python tag
+    rl_zoo_style.write_text("!!python/object/apply:collections.OrderedDict\n- - - n_envs\n    - 4\n  - - env_kwargs\n"
+                            "    - objects: [cube]\n")  # fmt: skip
+    assert read_run_config(rl_zoo_style) == {"n_envs": 4, "env_kwargs": {"objects": ["cube"]}}
+    hostile = tmp_path / "hostile.yml"
+    hostile.write_text("!!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ValueError, match="unreadable run config"):
+        read_run_config(hostile)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "base"
+    subprocess.run([sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", "ResDexBase", "--preset",
+                    "smoke", "--run-dir", str(run), "--env-kwargs", "object_set:'embedded-small'", "-n", "256"],
+                   cwd=REPO, check=True, capture_output=True)  # fmt: skip
+    return run
+
+
+def test_a_run_records_its_object_set_and_evaluate_warns_on_other_data(smoke_run, capsys):
+    config = yaml.safe_load((smoke_run / "ResDexBase-v0" / "config.yml").read_text())  # plain YAML
+    objset = load_object_set("embedded-small")
+    assert config[OBJECT_SET_CHECKSUM] == objset.checksum
+    assert checkpoint_steps(smoke_run) == 256
+    result = evaluate_run(smoke_run, "train", trials=1)
+    assert result_json(result, "train", str(smoke_run))["object_set_checksum"] == objset.checksum
+    assert "warning" not in capsys.readouterr().err
+    config[OBJECT_SET_CHECKSUM] = "0" * 64  # as if trained on another build of the set
+    (smoke_run / "ResDexBase-v0" / "config.yml").write_text(yaml.safe_dump(config))
+    assert load_run(smoke_run).object_set_checksum == "0" * 64
+    evaluate_run(smoke_run, "train", trials=1)
+    assert "was made on object set 'embedded-small' with checksum 000000000000" in capsys.readouterr().err
