@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 
 from envs.objects.catalog import DEFAULT_SET
+from resdex_sb3.errors import cli_main
 from resdex_sb3.shape.clusters import format_table, run_clustering
 from resdex_sb3.shape.train_encoder import EncoderTrainConfig
 
@@ -44,15 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     started = time.perf_counter()
-    try:
-        result, path = run_clustering(args.k, args.set, args.data_dir, args.out, args.seed,
-                                      EncoderTrainConfig(epochs=args.epochs))  # fmt: skip
-    except ValueError as err:
-        parser.error(str(err))
+    result, path = run_clustering(args.k, args.set, args.data_dir, args.out, args.seed,
+                                  EncoderTrainConfig(epochs=args.epochs))  # fmt: skip
     print(format_table(result))
     print(f"{result['train_objects']} training objects, k={result['k']}, inertia {result['inertia']:.3f}")
     print(f"clusters: {path}\ncodes:    {path.parent / result['codes']}\nencoder:  {path.parent / result['encoder']}")

@@ -22,6 +22,7 @@ from envs.objects.build import build_object_set
 from envs.objects.catalog import DEFAULT_SET, load_object_set
 from envs.objects.progress import progress_bars
 from envs.objects.spec import SPLITS
+from resdex_sb3.errors import cli_main
 from resdex_sb3.presets import load_pipeline_preset
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "cpu"
@@ -43,7 +44,7 @@ def train_base(out: Path, steps: int) -> None:
           "it stops early once it passes the base gate ==")  # fmt: skip
     subprocess.run([sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", "ResDexBase",
                     "--preset", "cpu", "--run-dir", str(run), "-tb", str(run / "tb"), "--seed", "0",
-                    "-n", str(steps), "--log-interval", "10",
+                    "-n", str(steps), "--resume", "--log-interval", "10",
                     "--env-kwargs", f"objects:[{representative!r}]", f"reward_mode:{reward!r}"],
                    check=True)  # fmt: skip
     from resdex_sb3.curves import plot_runs
@@ -80,6 +81,7 @@ def evaluate_shipped(out: Path, trials: int) -> None:
     print(f"\ntable: {out / 'results.md'}")
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m resdex_sb3.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -104,4 +106,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -45,6 +45,7 @@ from envs.objects.catalog import SPLITS, ObjectSet, load_object_set
 from envs.files import atomic_write, atomic_write_bytes, atomic_write_json
 from envs.vision import CLOUD_MODES
 from resdex_sb3.env_builder import build_env, object_set_name, split_env_kwargs
+from resdex_sb3.errors import cli_main, positive_int
 from resdex_sb3.evaluation import EVAL_SEED, per_object, run_episodes, split_env
 from resdex_sb3.presets import DISTILL_KEYS, load_distill_preset
 from resdex_sb3.run_folder import (OBJECT_SET_CHECKSUM, PROGRESS_FILE, STUDENT_ENV_ID, finished_rounds, load_run,
@@ -261,6 +262,7 @@ class Distillation:
         atomic_write_json(path, {"rounds_done": rounds, **counters})
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m resdex_sb3.distill", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -270,19 +272,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", choices=PRESETS, default="cpu", help="budget in zoo_configs/distill.yml")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-threads", type=int, default=1, help="physics and torch threads")
-    parser.add_argument("--rounds", type=int, default=None, help="override the preset's number of rounds")
-    parser.add_argument("--n-envs", type=int, default=None, help="override the preset's env count (new runs only)")
+    parser.add_argument("--num-threads", type=positive_int, default=1, help="physics and torch threads")
+    parser.add_argument("--rounds", type=positive_int, default=None, help="override the preset's number of rounds")
+    parser.add_argument("--n-envs", type=positive_int, default=None,
+                        help="override the preset's env count (new runs only)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in (("rounds", args.rounds), ("n_envs", args.n_envs)) if v is not None}
     run = Distillation(args.expert, args.mode, args.out or Path(f"runs/vision-{args.mode}"), args.preset,
                        args.data_dir, args.seed, args.num_threads, overrides, not args.no_progress)  # fmt: skip
-    try:
-        run.run()
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    run.run()
     return 0
 
 

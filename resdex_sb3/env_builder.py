@@ -16,6 +16,7 @@ Relative paths are resolved against ``root``, the run folder (``run_folder.resol
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,10 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
 from envs.factory import make_vec_env
+from envs.config import TaskConfig
 from envs.objects.catalog import DEFAULT_SET, ObjectSet, load_object_set
+from envs.variants import VISION_VARIANTS
+from envs.vision import VISION_OPTIONS
 from resdex_sb3.run_folder import resolve_run_path
 
 ENV_OPTIONS = ("object_set", "data_dir", "split", "objects", "shape_codes", "base_models", "num_threads")
@@ -37,6 +41,17 @@ def split_env_kwargs(env_kwargs: Mapping[str, Any] | None) -> tuple[dict[str, An
     kwargs = dict(env_kwargs or {})
     options = {k: kwargs.pop(k) for k in ENV_OPTIONS if k in kwargs}
     return options, kwargs
+
+
+def check_env_kwargs(env_id: str, task_kwargs: Mapping[str, Any]) -> None:
+    """Refuse keys that are neither builder options nor options of ``env_id``'s task, listing every known key
+    (before any object is loaded)."""
+    known = set(ENV_OPTIONS) | {f.name for f in fields(TaskConfig)}
+    if env_id.removesuffix("-v0") in VISION_VARIANTS:
+        known |= set(VISION_OPTIONS)
+    unknown = sorted(set(task_kwargs) - known)
+    if unknown:
+        raise ValueError(f"unknown env_kwargs key(s) {unknown} for {env_id}; known: {sorted(known)}")
 
 
 def object_set_name(env_kwargs: Mapping[str, Any]) -> str:
@@ -60,6 +75,7 @@ def build_env(env_id: str, n_envs: int, seed: int | None, env_kwargs: Mapping[st
               root: Path | None = None, object_set: ObjectSet | None = None) -> VecEnv:  # fmt: skip
     """The batched env of ``env_id`` (composer included for the hyper variant when ``base_models`` is set)."""
     options, task_kwargs = split_env_kwargs(env_kwargs)
+    check_env_kwargs(env_id, task_kwargs)
     objset = object_set or load_object_set(object_set_name(options), options.get("data_dir"))
     objects = select_objects(objset, options.get("split", "train"), options.get("objects"))
     codes = None

@@ -23,9 +23,11 @@ import argparse
 import csv
 import sys
 from pathlib import Path
+from typing import Any
 
 import envs  # noqa: F401  (headless GL default)
 from envs.files import atomic_write_json
+from resdex_sb3.errors import cli_main, positive_int
 from resdex_sb3.evaluation import METRICS
 from resdex_sb3.run_evaluation import evaluate_run, paired_metrics, result_json
 
@@ -45,6 +47,25 @@ def _percent(mean: float, ci: tuple[float, float]) -> str:
     return f"{100 * mean:.1f} % (95 % CI {100 * ci[0]:.1f}-{100 * ci[1]:.1f})"
 
 
+def _evaluate_on_ray(args: argparse.Namespace) -> Any:
+    """The evaluation sharded by objects over the Ray cluster ``--ray`` names (``resdex_sb3.ray_evaluation``)."""
+    from resdex_sb3.ray_cluster import RayCluster
+    from resdex_sb3.ray_evaluation import evaluate_sharded
+    from resdex_sb3.ray_pipeline import joined, resolve_data_dir
+
+    RayCluster.check_address(args.ray)  # before anything is loaded; a RayClusterError is a one-line user error
+    run = Path(args.model).expanduser().resolve()
+    if not run.exists():
+        raise FileNotFoundError(f"run {args.model} does not exist")
+    data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
+    shared = resolve_data_dir(data_dir)
+    folders = {"the run folder": run if run.is_dir() else run.parent, "the object data directory": shared}
+    with joined(args.ray, folders, shared):
+        video = args.video.expanduser().resolve() if args.video else None  # written by a worker: no relative path
+        return evaluate_sharded(run, args.split, args.trials, data_dir, args.max_envs, video, args.ray_shards)
+
+
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m resdex_sb3.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -52,32 +73,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A.json", "B.json"),
                         help="print the paired per-object difference A - B of two --json summaries, and exit")
     parser.add_argument("--split", default="train", help="train | unseen_obj | unseen_cat | all | <object set>")
-    parser.add_argument("--trials", type=int, default=10, help="episodes per object")
+    parser.add_argument("--trials", type=positive_int, default=10, help="episodes per object")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--json", type=Path, default=None, help="write the summary and per-object results here")
     parser.add_argument("--csv", type=Path, default=None, help="write one row per object here")
     parser.add_argument("--video", type=Path, default=None, help="write a GIF of the first env's episode")
-    parser.add_argument("--max-envs", type=int, default=1024, help="envs simulated at once")
+    parser.add_argument("--max-envs", type=positive_int, default=1024, help="envs simulated at once")
+    parser.add_argument("--ray", nargs="?", const="auto", default=None, metavar="auto|local|ADDRESS",
+                        help="shard the split's objects over a Ray cluster (local, auto: the default of a bare --ray, "
+                             "or HOST:PORT) and merge: the same JSON as without it")  # fmt: skip
+    parser.add_argument("--ray-shards", type=positive_int, default=None, metavar="N",
+                        help="the most shards (default: the cluster's CPUs; at most one per chunk of "
+                             "max-envs/trials objects)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.compare:
-        try:
-            print("\n".join(compare(*args.compare)))
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        print("\n".join(compare(*args.compare)))
         return 0
     if args.model is None:
         parser.error("--model (or --compare) is required")
     import torch
 
     torch.set_num_threads(1)  # the physics threads need the cores; see resdex_sb3.train
-    if args.trials < 1:
-        parser.error("--trials must be at least 1")
-    try:
+    if args.ray is not None:  # Ray is imported only here
+        result = _evaluate_on_ray(args)
+    else:
         result = evaluate_run(args.model, args.split, args.trials, args.data_dir, args.max_envs, args.video)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     print(f"{args.model}  split={args.split}  objects={len(result.objects)}  trials={args.trials}")
     print(f"sustained {_percent(result.mean_sustained, result.sustained_ci95)}   "
           f"any-time {_percent(result.mean_success, result.ci95)}   "

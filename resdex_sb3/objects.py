@@ -30,6 +30,7 @@ from envs.objects.embedded import PRESET_OF_SET, PRESETS, SET_OF_PRESET, embedde
 from envs.objects.progress import log_line, progress_bars
 from envs.objects.spec import ObjectSpec, object_bounds
 from envs.objects.store import ObjectStore
+from resdex_sb3.errors import cli_main
 
 
 def _size(obj: ObjectSpec) -> list[float]:
@@ -212,16 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except KeyError as err:  # str() of a KeyError quotes its message
-        print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, ValueError) as err:  # user errors: one line, no traceback
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return args.func(args)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,18 @@ three splits right after it is trained (``eval-<policy>-<split>`` stages).
 Every training stage is its own ``resdex_sb3.train`` process writing atomic checkpoints; a stage whose final
 model exists is skipped, and one with only a checkpoint continues from it. ``pipeline.json`` records each
 stage's status and wall time. Budgets are in ``zoo_configs/pipeline.yml``; PPO settings in ``ppo.yml``.
+
+The stages form a graph (:meth:`Pipeline.stage_graph`), run one after the other in the order above, or with
+``--ray [auto|local|ADDRESS]`` every stage whose inputs are ready at once on a Ray cluster
+(``resdex_sb3.ray_executor``; ``--out`` and the object data on a filesystem every node shares).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import subprocess
 import sys
 import time
@@ -29,9 +35,13 @@ import numpy as np
 from envs.files import atomic_write_bytes, atomic_write_json
 from envs.objects.spec import SPLITS
 from envs.vision import CLOUD_MODES as VISION_MODES
+from resdex_sb3.errors import cli_main
 from resdex_sb3.presets import PIPELINE_CONFIG, load_distill_preset, load_pipeline_preset
 from resdex_sb3.run_folder import (best_info, best_model_path, checkpoint_steps, finished_rounds, load_run,
                                    passed_gate)
+from resdex_sb3.stage import StageCall
+from resdex_sb3.stage_command import TRAIN_ARGS_ENV, run_stage_command
+from resdex_sb3.stage_graph import StageGraph
 
 def seed_suffix(seed: int, seeds: list[int]) -> str:
     """Run-name suffix of a hyper-policy or baseline seed: none for the first (the runs the students and the
@@ -58,6 +68,8 @@ class Pipeline:
                  config: Path = PIPELINE_CONFIG, until: str | None = None) -> None:  # fmt: skip
         self.preset, self.out, self.data_dir, self.seed, self.until = preset, out, data_dir, seed, until
         self.cfg = load_pipeline_preset(preset, config)
+        #: extra arguments of every training command (``$RESDEX_TRAIN_ARGS``, e.g. ``--save-freq 100000``)
+        self.train_args = shlex.split(os.environ.get(TRAIN_ARGS_ENV, ""))
         self.status_path = out / "pipeline.json"
         self.status: dict[str, Any] = json.loads(self.status_path.read_text()) if self.status_path.exists() else {}
 
@@ -68,80 +80,177 @@ class Pipeline:
 
     def _timed(self, stage: str, fn, *args: Any) -> Any:
         """Run a stage unless it finished with the same inputs (a grown budget, say, reruns and continues it)."""
-        key = json.dumps([self.cfg, [str(a) for a in args]], sort_keys=True, default=str)
-        previous = dict(self.status.get(stage, {}))  # a copy: the record below updates the stored one
-        if previous.get("status") == "done" and previous.get("inputs") == key:
+        reusable, result = self._reusable(stage, args)
+        if reusable:
             print(f"[pipeline] {stage}: done, skipped")
             self._stop_if_until(stage)
-            return previous.get("result")
+            return result
         print(f"[pipeline] {stage}: running")
         began = time.perf_counter()
-        # Wall time adds up over attempts of one stage that ended in an error or Ctrl-C; a stage that finished
-        # before (with other inputs) starts its count again, unless it finds its output complete and reuses it
-        # (a budget of another stage changed, say): then its time stays what producing that output took.
-        spent_before = 0.0 if previous.get("status") == "done" else previous.get("seconds", 0.0)
-        self._record(stage, status="running", seconds=spent_before)
+        previous = self._begin(stage)
         try:
             result = fn(*args)
         except BaseException as err:  # Ctrl-C too: its time counts toward the next attempt
-            elapsed = spent_before + time.perf_counter() - began
-            self._record(stage, status="failed", error=repr(err), seconds=round(elapsed, 1))
+            self._failed(stage, previous, repr(err), time.perf_counter() - began)
             raise
-        seconds = spent_before + time.perf_counter() - began
-        if isinstance(result, dict) and result.get("reused") and previous.get("status") == "done":
-            seconds = previous.get("seconds", seconds)
-        self._record(stage, status="done", seconds=round(seconds, 1), result=result, inputs=key)
+        self._done(stage, previous, args, result, time.perf_counter() - began)
         self._stop_if_until(stage)
         return result
+
+    # The pieces of ``_timed``, also used by an executor that runs the stage function elsewhere (``ray_executor``)
+    # and records its outcome here: only the process that owns the ``Pipeline`` writes ``pipeline.json``.
+    def _inputs_key(self, args: tuple[Any, ...]) -> str:
+        """What decides a stage's output: the preset's budgets and the stage's arguments."""
+        return json.dumps([self.cfg, [str(a) for a in args]], sort_keys=True, default=str)
+
+    def _reusable(self, stage: str, args: tuple[Any, ...]) -> tuple[bool, Any]:
+        """``(True, its result)`` when ``stage`` finished before with the same inputs, else ``(False, None)``."""
+        previous = self.status.get(stage, {})
+        if previous.get("status") == "done" and previous.get("inputs") == self._inputs_key(args):
+            return True, previous.get("result")
+        return False, None
+
+    def _begin(self, stage: str) -> dict[str, Any]:
+        """Record ``stage`` as running; returns a copy of its previous record (the record below updates it)."""
+        previous = dict(self.status.get(stage, {}))
+        self._record(stage, status="running", seconds=self._spent_before(previous))
+        return previous
+
+    @staticmethod
+    def _spent_before(previous: dict[str, Any]) -> float:
+        # Wall time adds up over attempts of one stage that ended in an error or Ctrl-C; a stage that finished
+        # before (with other inputs) starts its count again, unless it finds its output complete and reuses it
+        # (a budget of another stage changed, say): then its time stays what producing that output took.
+        return 0.0 if previous.get("status") == "done" else previous.get("seconds", 0.0)
+
+    def _failed(self, stage: str, previous: dict[str, Any], error: str, elapsed: float) -> None:
+        """Record ``stage`` as failed with ``error`` after ``elapsed`` seconds of this attempt."""
+        self._record(stage, status="failed", error=error, seconds=round(self._spent_before(previous) + elapsed, 1))
+
+    def _done(self, stage: str, previous: dict[str, Any], args: tuple[Any, ...], result: Any, elapsed: float) -> None:
+        """Record ``stage`` as done with ``result`` after ``elapsed`` seconds of this attempt."""
+        seconds = self._spent_before(previous) + elapsed
+        if isinstance(result, dict) and result.get("reused") and previous.get("status") == "done":
+            seconds = previous.get("seconds", seconds)
+        self._record(stage, status="done", seconds=round(seconds, 1), result=result, inputs=self._inputs_key(args))
 
     def _stop_if_until(self, stage: str) -> None:
         if stage == self.until:
             raise StopAfterStage(stage)
 
     # ------------------------------------------------------------------ stages
-    def run(self) -> None:
+    def run(self, executor: Any = None) -> None:
+        """Run every stage of :meth:`stage_graph`: one after the other in its order (``executor`` None: the first
+        error stops the run), or through ``executor.run(self, graph)`` (``resdex_sb3.ray_executor.RayExecutor``:
+        independent stages at once on a Ray cluster)."""
         self.out.mkdir(parents=True, exist_ok=True)
-        set_name = self.cfg["object_set"]
-        self._timed("objects", self._objects, set_name)
-        clusters = self._timed("shape", self._shape, set_name)
-        bases, base_runs = [], []
-        for i, members in enumerate(clusters["candidates"]):
-            chosen = self._timed(f"base-{i}", self._train_base, i, set_name, members)
-            if chosen["passed"]:
-                bases.append(f"../{chosen['run']}")
-                base_runs.append(chosen["run"])
-        if not bases:
-            raise RuntimeError(f"no base policy passed the gate {self.cfg['base_gate']} (see {self.status_path})")
-        results: dict[str, Any] = {}
-        for run_name in base_runs:  # every base alone on every split: what the mixture must beat
-            self._evaluate_splits(results, run_name, run_name)
+        graph = self.stage_graph()
+        if executor is None:
+            graph.run_serial(self._timed)
+        else:
+            executor.run(self, graph)
+        print(f"[pipeline] results: {self.out / 'results.md'}")
+
+    def stage_graph(self) -> StageGraph:
+        """The stages, in the serial order, each with the stages it depends on: objects -> shape -> base-i (one per
+        cluster) -> its evaluations; per seed, the method (hyper-stage1 after every base -> hyper -> its
+        evaluations) and the baseline (baseline-stage1 after the shape codes alone -> baseline -> its
+        evaluations); the vision students after the seed-0 method's ``hyper`` -> their evaluations; the report
+        after every evaluation."""
+        cfg, out = self.cfg, self.out
+        set_name = cfg["object_set"]
+        graph = StageGraph()
+        graph.add("objects", [], lambda r: StageCall(self._objects, (set_name,), "objects"))
+        graph.add("shape", ["objects"], lambda r: StageCall(self._shape, (set_name,), "shape"))
+        base_nodes = [f"base-{i}" for i in range(cfg["k"])]  # the clustering gives at most k clusters
+
+        def base(i: int) -> Any:
+            def build(r: dict[str, Any]) -> StageCall | None:
+                candidates = r["shape"]["candidates"]
+                if i >= len(candidates):
+                    return None
+                return StageCall(self._train_base, (i, set_name, candidates[i]), f"base-{i}", "train",
+                                 out / f"base-{i}")  # fmt: skip
+            return build
+
+        for i, node in enumerate(base_nodes):
+            graph.add(node, ["shape"], base(i))
+
+        def passed_bases(r: dict[str, Any]) -> list[str]:
+            return [r[node]["run"] for node in base_nodes if r.get(node) and r[node]["passed"]]
+
+        evaluations = []  # every base alone on every split: what the mixture must beat
+
+        def evaluate(node: str, split: str, fixed_run: str | None = None, label: str | None = None) -> Any:
+            def build(r: dict[str, Any]) -> StageCall | None:
+                chosen = r.get(node)
+                if fixed_run is None and not (chosen and chosen["passed"]):
+                    return None
+                run_name = fixed_run or chosen["run"]
+                return StageCall(self._evaluate, (run_name, split), f"eval-{label or run_name}-{split}",
+                                 label=f"{label or run_name}/{split}")  # fmt: skip
+            return build
+
+        for node in base_nodes:
+            for split in SPLITS:
+                graph.add(f"eval-{node}-{split}", [node], evaluate(node, split))
+                evaluations.append(f"eval-{node}-{split}")
         codes = "../shape/codes.json"  # relative to each run folder, so the output folder can move
         hyper_kwargs = {"object_set": set_name, "split": "train", "shape_codes": codes}
-        runs = {}  # label -> (stage-1 run, final run, base models or None for the baseline, seed)
-        for seed in self.cfg["seeds"]:  # seed by seed, so that the method and its baseline compare early
-            for label, prefix, base_models in (("method", "hyper", bases), ("baseline", "baseline", None)):
-                if base_models is None and not self.cfg["baseline"]:
+        for seed in cfg["seeds"]:  # seed by seed, so that the method and its baseline compare early (serially)
+            for label, prefix, method in (("method", "hyper", True), ("baseline", "baseline", False)):
+                if not method and not cfg["baseline"]:
                     continue
-                suffix = seed_suffix(seed, self.cfg["seeds"])
-                runs[label + suffix] = (f"{prefix}-stage1{suffix}", prefix + suffix, base_models, seed)
-        for label, (stage1, stage2, base_models, seed) in runs.items():
-            kwargs = {**hyper_kwargs, **({"base_models": base_models} if base_models else {})}
-            preset = self.preset if base_models else f"baseline-{self.preset}"  # ppo.yml's multi-task baseline
-            self._timed(stage1, self._train, "ResDexHyper", self.out / stage1, self.cfg["stage1_timesteps"],
-                        {**kwargs, "reward_mode": "stage1"}, None, preset, seed)  # fmt: skip
-            init = self._stage2_init(stage1)
-            self._timed(stage2, self._train, "ResDexHyper", self.out / stage2, self.cfg["stage2_timesteps"],
-                        {**kwargs, "reward_mode": self.cfg["stage2_reward"]}, init, preset, seed)  # fmt: skip
-            self._evaluate_splits(results, label, stage2)
-        students = []
-        for mode in VISION_MODES:  # DAgger of the method's final hyper-policy into a point-cloud student
-            students.append(f"vision-{mode}")
-            budget = {**load_distill_preset(self.preset), "rounds": self.cfg["distill_rounds"]}
-            self._timed(students[-1], self._distill, mode, budget)
+                suffix = seed_suffix(seed, cfg["seeds"])
+                stage1, stage2 = f"{prefix}-stage1{suffix}", prefix + suffix
+                preset = self.preset if method else f"baseline-{self.preset}"  # ppo.yml's multi-task baseline
+
+                def first(r: dict[str, Any], stage1: str = stage1, method: bool = method, preset: str = preset,
+                          seed: int = seed) -> StageCall:  # fmt: skip
+                    kwargs = dict(hyper_kwargs)
+                    if method:
+                        bases = passed_bases(r)
+                        if not bases:
+                            raise RuntimeError(f"no base policy passed the gate {cfg['base_gate']} "
+                                               f"(see {self.status_path})")  # fmt: skip
+                        kwargs["base_models"] = [f"../{run}" for run in bases]
+                    return StageCall(self._train, ("ResDexHyper", out / stage1, cfg["stage1_timesteps"],
+                                                   {**kwargs, "reward_mode": "stage1"}, None, preset, seed),
+                                     stage1, "train", out / stage1)  # fmt: skip
+
+                def second(r: dict[str, Any], stage1: str = stage1, stage2: str = stage2, method: bool = method,
+                           preset: str = preset, seed: int = seed) -> StageCall:  # fmt: skip
+                    kwargs = dict(hyper_kwargs)
+                    if method:  # the bases stage 1 got (it would not have run without one)
+                        kwargs["base_models"] = [f"../{run}" for run in passed_bases(r)]
+                    return StageCall(self._train, ("ResDexHyper", out / stage2, cfg["stage2_timesteps"],
+                                                   {**kwargs, "reward_mode": cfg["stage2_reward"]},
+                                                   self._stage2_init(stage1), preset, seed),
+                                     stage2, "train", out / stage2)  # fmt: skip
+
+                graph.add(stage1, base_nodes if method else ["shape"], first)
+                graph.add(stage2, [stage1], second)
+                for split in SPLITS:
+                    graph.add(f"eval-{label}{suffix}-{split}", [stage2],
+                              evaluate(stage2, split, stage2, label + suffix))  # fmt: skip
+                    evaluations.append(f"eval-{label}{suffix}-{split}")
+        students = [f"vision-{mode}" for mode in VISION_MODES]  # DAgger of the method's final hyper-policy
+        budget = {**load_distill_preset(self.preset), "rounds": cfg["distill_rounds"]}
+        for mode, student in zip(VISION_MODES, students):
+            graph.add(student, ["hyper"], lambda r, mode=mode, student=student: StageCall(
+                self._distill, (mode, budget), student, "train", out / student))  # fmt: skip
         for student in students:
-            self._evaluate_splits(results, student, student)
-        self._timed("report", self._report, results)
-        print(f"[pipeline] results: {self.out / 'results.md'}")
+            for split in SPLITS:
+                graph.add(f"eval-{student}-{split}", [student], evaluate(student, split, student, student))
+                evaluations.append(f"eval-{student}-{split}")
+
+        def report(r: dict[str, Any]) -> StageCall:
+            calls = [graph[node].build(r) for node in evaluations]
+            results = {call.label: r[node] for node, call in zip(evaluations, calls) if call is not None}
+            return StageCall(self._report, (results,), "report", "driver")
+
+        graph.add("report", evaluations, report)
+        return graph
 
     def report_so_far(self) -> Path:
         """``results.md`` from every evaluation finished so far (for a pipeline still under way, or stopped with
@@ -220,18 +329,13 @@ class Pipeline:
                    "--preset", preset or self.preset, "--run-dir", str(run),
                    "--seed", str(self.seed if seed is None else seed),
                    "-tb", str(run / "tb"), "--env-kwargs", *[f"{k}:{v!r}" for k, v in env_kwargs.items()]]  # fmt: skip
-        if done:  # shipped runs keep only the final model (checkpoint.zip is not committed): continue from it
-            latest = run / "checkpoint.zip" if (run / "checkpoint.zip").exists() else final
-            command += ["-i", str(latest)]
-            remaining = target - done
-        elif init is not None:
-            command += ["-i", str(init)]
-            remaining = timesteps
-        else:
-            remaining = timesteps
-        command += ["-n", str(max(remaining, 1))]
+        if init is not None and not done:  # a new stage 2: from stage 1's model, `timesteps` more
+            command += ["-i", str(init), "-n", str(timesteps)]
+        else:  # a new run, or a stopped one continued from its last checkpoint, up to the stage's total
+            command += ["--resume", "-n", str(target)]
+        command += self.train_args
         print("[pipeline] " + " ".join(command))
-        subprocess.run(command, check=True)
+        run_stage_command(command)
         return {"run": str(run), "timesteps": checkpoint_steps(run)}
 
     def _distill(self, mode: str, budget: dict[str, Any]) -> dict:
@@ -245,7 +349,7 @@ class Pipeline:
         if finished_rounds(run) >= budget["rounds"]:
             return {"run": str(run), "reused": True}
         print("[pipeline] " + " ".join(command))
-        subprocess.run(command, check=True)
+        run_stage_command(command)
         return {"run": str(run)}
 
     @staticmethod
@@ -408,6 +512,7 @@ class Pipeline:
         return plots
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m resdex_sb3.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -419,6 +524,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop once this stage (e.g. base-3, hyper, vision-camera) is complete")  # fmt: skip
     parser.add_argument("--report-only", action="store_true",
                         help="write results.md from the evaluations finished so far, and train nothing")
+    parser.add_argument("--ray", nargs="?", const="auto", default=None, metavar="auto|local|ADDRESS",
+                        help="run independent stages at once on a Ray cluster: local (one started for this run), auto "
+                             "(the one `ray start --head` runs here; the default of a bare --ray) or HOST:PORT; "
+                             "--out and the object data must be on a filesystem every node shares")  # fmt: skip
+    parser.add_argument("--ray-cpus-per-job", type=float, default=2, metavar="N",
+                        help="CPUs each training job asks of the Ray cluster (default 2)")
+    parser.add_argument("--ray-gpus-per-job", type=float, default=None, metavar="N",
+                        help="GPUs each training job asks for; a fraction shares one (default: 1 where the cluster "
+                             "has GPUs, else 0)")  # fmt: skip
     args = parser.parse_args(argv)
     pipeline = Pipeline(args.preset, args.out or Path(f"runs/pipeline-{args.preset}"), args.data_dir, args.seed,
                         until=args.until)  # fmt: skip
@@ -428,6 +542,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"[pipeline] results so far: {pipeline.report_so_far()}")
         return 0
+    if args.ray is not None:  # Ray is imported only here
+        from resdex_sb3.ray_pipeline import run_pipeline
+
+        return run_pipeline(pipeline, args.ray, args.ray_cpus_per_job, args.ray_gpus_per_job)
     try:
         pipeline.run()
     except StopAfterStage as stop:

@@ -24,30 +24,26 @@ from resdex_sb3.run_folder import SavedRun, load_run, warn_other_data
 
 
 def evaluate_run(run_path: str | Path, split: str, trials: int = 10, data_dir: str | None = None,
-                 max_envs: int = 1024, video: Path | None = None, only: list[str] | None = None) -> SplitResult:  # fmt: skip
+                 max_envs: int = 1024, video: Path | None = None, only: list[str] | None = None,
+                 object_range: tuple[int, int] | None = None) -> SplitResult:  # fmt: skip
     """Evaluate a saved run on a split (or a whole object set) with the fixed protocol; ``only`` keeps the
-    named objects of the split."""
-    run = load_run(run_path)
-    options, _ = split_env_kwargs(run.env_kwargs)
-    set_name, split_name = object_set_name(options), split
-    if split not in SPLITS and split != "all":
-        if split not in available_sets(data_dir):
-            raise ValueError(f"--split {split!r} is neither a split {SPLITS} nor an object set {available_sets(data_dir)}")
-        set_name, split_name = split, "all"
-    objset = load_object_set(set_name, data_dir or options.get("data_dir"))
-    if set_name == object_set_name(options):  # the set it trained on: is it the same data?
-        warn_other_data(run.root, run.object_set_checksum, objset)
-    objects = objset.objects if split_name == "all" else objset.split(split_name)
-    if only is not None:
-        objects = [o for o in objects if o.name in set(only)]
-    if not objects:
-        raise ValueError(f"set {set_name!r} has no objects in split {split_name!r}")
+    named objects of the split.
+
+    ``object_range=(begin, end)`` evaluates only objects ``begin:end`` of that list, exactly as the whole
+    evaluation does (same chunks of ``max_envs // trials`` objects, same seeds), so that the per-object results
+    of shards starting at chunk boundaries (:func:`chunk_starts`) concatenate into the whole evaluation's
+    (``resdex_sb3.ray_evaluation``)."""
+    run, set_name, objset, objects = split_objects(run_path, split, data_dir, only)
     model = load_model(run)
     per_chunk = max(1, max_envs // trials)
+    begin, end = object_range if object_range is not None else (0, len(objects))
+    if begin % per_chunk or not 0 <= begin < end <= len(objects):
+        raise ValueError(f"object range {begin}:{end} of {len(objects)} objects does not start at a chunk of "
+                         f"{per_chunk} objects")  # fmt: skip
     names: list[str] = []
     outcomes: list[tuple[np.ndarray, ...]] = []
-    for start in range(0, len(objects), per_chunk):
-        chunk = objects[start : start + per_chunk]
+    for start in range(begin, end, per_chunk):
+        chunk = objects[start : min(start + per_chunk, end)]
         kwargs = {**run.env_kwargs, "object_set": set_name, "split": "all", "objects": [o.name for o in chunk],
                   **EVALUATION_OPTIONS}  # fmt: skip
         if data_dir:
@@ -67,6 +63,38 @@ def evaluate_run(run_path: str | Path, split: str, trials: int = 10, data_dir: s
             _save_gif(frames, video)
     result = per_object(names, *(np.concatenate(per_metric) for per_metric in zip(*outcomes)), trials)
     return replace(result, object_set_checksum=objset.checksum)
+
+
+def split_objects(run_path: str | Path, split: str, data_dir: str | None = None, only: list[str] | None = None
+                  ) -> tuple[SavedRun, str, Any, list[Any]]:  # fmt: skip
+    """The saved run, the object set's name, the set, and the objects :func:`evaluate_run` evaluates (in its order).
+
+    :param run_path: run folder or model zip.
+    :param split: a split name, ``all``, or another object set's name (all its objects).
+    :param data_dir: the object data directory (default: the run's, else ``$RESDEX_DATA`` or ``data/``).
+    :param only: keep these objects of the split.
+    """
+    run = load_run(run_path)
+    options, _ = split_env_kwargs(run.env_kwargs)
+    set_name, split_name = object_set_name(options), split
+    if split not in SPLITS and split != "all":
+        if split not in available_sets(data_dir):
+            raise ValueError(f"--split {split!r} is neither a split {SPLITS} nor an object set {available_sets(data_dir)}")
+        set_name, split_name = split, "all"
+    objset = load_object_set(set_name, data_dir or options.get("data_dir"))
+    if set_name == object_set_name(options):  # the set it trained on: is it the same data?
+        warn_other_data(run.root, run.object_set_checksum, objset)
+    objects = objset.objects if split_name == "all" else objset.split(split_name)
+    if only is not None:
+        objects = [o for o in objects if o.name in set(only)]
+    if not objects:
+        raise ValueError(f"set {set_name!r} has no objects in split {split_name!r}")
+    return run, set_name, objset, objects
+
+
+def chunk_starts(num_objects: int, trials: int, max_envs: int = 1024) -> list[int]:
+    """Where :func:`evaluate_run`'s chunks of objects start (each chunk is one batch of envs)."""
+    return list(range(0, num_objects, max(1, max_envs // trials)))
 
 
 def load_model(run: SavedRun) -> Any:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from envs.files import atomic_write, atomic_write_json
+from resdex_sb3.errors import UserError
 
 MODEL_FILES = ("{env_id}.zip", "best_model.zip", "checkpoint.zip")
 STATS_FILE = "vecnormalize.pkl"
@@ -161,6 +163,46 @@ def checkpoint_steps(root: str | Path) -> int:
     """Env steps of the run's last complete checkpoint (0 when it has none)."""
     info = Path(root) / CHECKPOINT_INFO
     return int(json.loads(info.read_text())["num_timesteps"]) if info.is_file() else 0
+
+
+def model_steps(path: str | Path) -> int:
+    """Env steps behind the SB3 model zip ``path`` (its saved ``num_timesteps``), read without loading the model.
+
+    :param path: a model ``.zip`` written by SB3's ``save``.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return int(json.loads(archive.read("data"))["num_timesteps"])
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        raise UserError(f"{path}: not a readable SB3 model ({type(err).__name__}: {err})") from None
+
+
+def resume_point(root: str | Path, env_id: str) -> tuple[Path, int] | None:
+    """The model a killed or finished run continues from, and its env steps: the later of its last complete
+    checkpoint (``checkpoint.zip``, counted by ``checkpoint.json``) and its final model (an interrupted run saves
+    one too); None when the run saved neither. Both share the run's statistics file (``stats_path``).
+
+    :param root: the run folder.
+    :param env_id: gym id of the run (names its final model).
+    """
+    root = Path(root)
+    found: list[tuple[Path, int]] = []
+    if (root / CHECKPOINT_MODEL).is_file() and (root / CHECKPOINT_INFO).is_file():
+        found.append((root / CHECKPOINT_MODEL, checkpoint_steps(root)))
+    final = root / f"{env_id}.zip"
+    if final.is_file():
+        found.append((final, model_steps(final)))
+    return max(found, key=lambda point: point[1]) if found else None  # a tie keeps the checkpoint
+
+
+def trained_before(root: str | Path) -> str | None:
+    """What shows that ``root`` already holds a run (a model, a checkpoint, a config), or None."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    found = [p.name for p in sorted(root.glob("*.zip"))] + [CHECKPOINT_INFO] * (root / CHECKPOINT_INFO).is_file()
+    found += [str(p.relative_to(root)) for p in sorted(root.glob("*/config.yml"))]
+    return ", ".join(found) or None
 
 
 def finished_rounds(root: str | Path) -> int:

@@ -5,6 +5,7 @@ Everything else (CLI flags, YAML keys, schedules, ``-params`` overrides, log lay
 
 from __future__ import annotations
 
+import inspect
 import os
 import shlex
 import sys
@@ -28,11 +29,15 @@ from resdex_sb3.run_folder import OBJECT_SET_CHECKSUM, run_relative_paths, save_
 DEFAULT_CONFIG = ZOO_CONFIGS / "ppo.yml"
 ZOO_KEYS = {"n_envs", "n_timesteps", "normalize", "policy_kwargs", "env_kwargs", "callback", "env_wrapper",
             "vec_env_wrapper", "frame_stack", "monitor_kwargs", "policy"}  # fmt: skip
+#: PPO's own arguments, the rest of what a preset may set: not PPO's locals, nor what rl-zoo passes itself
+#: (a preset that set those would fail later with a duplicate-argument TypeError)
+PPO_KEYS = set(inspect.signature(PPO.__init__).parameters) - {"self", "env", "_init_setup_model", "seed",
+                                                              "tensorboard_log", "verbose", "device"}  # fmt: skip
 
 
 def select_preset(config_path: str | Path, env_id: str, preset: str) -> dict[str, Any]:
     """The hyperparameters of ``env_id`` under ``preset`` in a zoo YAML, with every key checked."""
-    return read_preset(config_path, [env_id, preset], ZOO_KEYS | set(PPO.__init__.__code__.co_varnames))
+    return read_preset(config_path, [env_id, preset], ZOO_KEYS | PPO_KEYS)
 
 
 class BatchedExperimentManager(ExperimentManager):

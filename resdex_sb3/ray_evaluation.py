@@ -1,0 +1,78 @@
+"""Evaluation of one run on one split, sharded by objects over a Ray cluster
+(``python -m resdex_sb3.evaluate --model RUN --split S --ray [auto|local|ADDRESS]``).
+
+``run_evaluation.evaluate_run`` simulates the split's objects in chunks of ``max_envs // trials`` objects, and
+seeds the envs of a chunk from the chunk's first object (``EVAL_SEED + start * trials``). A shard here is a run of
+whole chunks, evaluated by ``evaluate_run(..., object_range=...)`` with the very same chunks and seeds, so the
+per-object results of the shards, concatenated in order, are the serial evaluation's, bit for bit, and so is the
+JSON built from them. More shards than chunks are not possible without changing the batches (hence, in floating
+point, the results); lower ``--max-envs`` for more, smaller chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from resdex_sb3.evaluation import SplitResult
+from resdex_sb3.run_evaluation import chunk_starts, evaluate_run, split_objects
+
+EVAL_RETRIES = 3
+
+
+def shard_ranges(num_objects: int, trials: int, max_envs: int, shards: int) -> list[tuple[int, int]]:
+    """At most ``shards`` contiguous object ranges made of whole chunks, as even as the chunks allow.
+
+    :param num_objects: objects in the split.
+    :param trials: episodes per object.
+    :param max_envs: envs simulated at once (decides the chunks).
+    :param shards: the most ranges wanted (at least one).
+    """
+    starts = chunk_starts(num_objects, trials, max_envs)
+    groups = np.array_split(np.arange(len(starts)), max(1, min(shards, len(starts))))
+    bounds = [*starts, num_objects]
+    return [(bounds[g[0]], bounds[g[-1] + 1]) for g in groups if len(g)]
+
+
+def merge(parts: list[SplitResult]) -> SplitResult:
+    """The shards' results in order, as one result (per-object arrays concatenated)."""
+    first = parts[0]
+    return replace(first, objects=[o for p in parts for o in p.objects],
+                   sustained=np.concatenate([p.sustained for p in parts]),
+                   success=np.concatenate([p.success for p in parts]),
+                   held=np.concatenate([p.held for p in parts]))  # fmt: skip
+
+
+def evaluate_sharded(run: str | Path, split: str, trials: int, data_dir: str | None, max_envs: int,
+                     video: Path | None = None, shards: int | None = None) -> SplitResult:  # fmt: skip
+    """``evaluate_run`` on a connected Ray cluster: one task (one CPU, retried if its worker dies) per shard.
+
+    :param run: run folder or model zip (on the shared filesystem).
+    :param split: as ``evaluate_run``'s.
+    :param trials: episodes per object.
+    :param data_dir: object data directory (None: the run's, else ``$RESDEX_DATA``, forwarded to the workers).
+    :param max_envs: envs simulated at once; decides the chunks, hence the seeds (as serially).
+    :param video: GIF of the first env's episode (written by the first shard).
+    :param shards: the most shards (default: the cluster's CPUs).
+    """
+    import ray
+
+    _, _, _, objects = split_objects(run, split, data_dir)
+    if shards is None:
+        shards = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    task = ray.remote(num_cpus=1, max_retries=EVAL_RETRIES)(_evaluate_shard)
+    ranges = shard_ranges(len(objects), trials, max_envs, shards)
+    print(f"[ray] {len(objects)} objects in {len(ranges)} shards: {ranges}")
+    refs = [task.remote(str(run), split, trials, data_dir, max_envs, video if begin == 0 else None, (begin, end))
+            for begin, end in ranges]  # fmt: skip
+    return merge(ray.get(refs))
+
+
+def _evaluate_shard(run: str, split: str, trials: int, data_dir: str | None, max_envs: int, video: Path | None,
+                    object_range: tuple[int, int]) -> SplitResult:  # fmt: skip
+    import torch
+
+    torch.set_num_threads(1)  # as the serial command: the physics threads need the cores
+    return evaluate_run(run, split, trials, data_dir, max_envs, video, object_range=object_range)
