@@ -3,6 +3,7 @@ and an optional early stop once the policy passes a gate."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from envs.files import atomic_write_json
+from envs.objects.catalog import load_object_set
 from envs.objects.spec import SPLITS
+from resdex_sb3.env_builder import object_set_name, split_env_kwargs
 from resdex_sb3.evaluation import EVAL_SEED, METRICS, SplitResult, per_object, run_episodes, split_env
 from resdex_sb3.run_folder import BEST_DIR, BEST_INFO, BEST_MODEL, GATE_FILE, best_info, save_model
 
@@ -28,8 +31,7 @@ class SplitSuccessEval(BaseCallback):
     ``_init_callback`` then builds each split's envs with ``evaluation.split_env`` (one block of ``trials`` envs per
     object, ``random_initial_progress`` off), as SB3's ``EvalCallback`` is handed its eval env; a test may set
     ``make_env`` ((split, trials, max_objects) -> VecEnv) itself. The training env's normalisation statistics are
-    copied in before each
-    evaluation. The first split decides the best checkpoint and the gate:
+    copied in before each evaluation. The first split decides the best checkpoint and the gate:
 
     - best checkpoint, like SB3's ``EvalCallback`` ``best_model``: when an evaluation ranks strictly higher than
       every earlier one on (sustained, held, any-time) means (the first evaluation always does), or when it passes
@@ -94,7 +96,11 @@ class SplitSuccessEval(BaseCallback):
     def _init_callback(self) -> None:
         if self.make_env is None and self._run_env_kwargs is not None:
             env_id, kwargs, root = self.env_id or "", self._run_env_kwargs, self.run_dir
-            self.make_env = lambda split, trials, limit: split_env(env_id, kwargs, split, trials, limit, root=root)
+            options, _ = split_env_kwargs(kwargs)
+            # read once, at the first evaluation, and shared by every split's env
+            object_set = functools.cache(lambda: load_object_set(object_set_name(options), options.get("data_dir")))
+            self.make_env = lambda split, trials, limit: split_env(env_id, kwargs, split, trials, limit, root=root,
+                                                                   object_set=object_set())  # fmt: skip
 
     def _on_training_start(self) -> None:
         self._last = self.num_timesteps  # a continued run, like a fresh one, first evaluates eval_freq steps in
