@@ -1,4 +1,5 @@
-"""Residual mixture of experts as env dynamics: ``[k logits, residual]`` -> one 24-d hand action."""
+"""Residual mixture of experts as env dynamics: ``[k logits, residual]`` (or ``[k logits]``) -> one 24-d hand
+action."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ class ResidualMoEComposer(VecEnvWrapper):
     composition sits *below* the SB3 adapter so that, to PPO, it is part of the env: the hyper-policy is a
     plain actor-critic whose sampled, stored and scored action is the same ``k + 24``-d vector.
 
+    With ``residual=False`` (the paper's "MoE, weights only" ablation, Table 4) the action is the ``k`` logits
+    alone and the env gets ``clip(sum_i w_i a_i, -1, 1)``: the hyper-policy can only reweight its bases.
+
     Stack: ``ResDexVecEnv(Hyper) -> ResidualMoEComposer -> VecMonitor -> VecNormalize``. The composer therefore
     sees raw observations and normalises each base's input with that base's own saved ``VecNormalize``
     statistics, exactly as the base saw them in training. All bases run batched in torch without gradients.
@@ -39,6 +43,7 @@ class ResidualMoEComposer(VecEnvWrapper):
     :param device: torch device of the base networks and the composition.
     :param logit_bound: bound of the logit dims of the action space (SB3 needs a finite Box and clips to it).
     :param base_obs_dim: width of the base-observation prefix each base must have been trained on.
+    :param residual: whether the action ends in a residual added to the mixture (ResDex) or is the logits only.
     """
 
     def __init__(
@@ -48,11 +53,14 @@ class ResidualMoEComposer(VecEnvWrapper):
         device: th.device | str = "cpu",
         logit_bound: float = 10.0,
         base_obs_dim: int = BASE_OBS_DIM,
+        residual: bool = True,
     ) -> None:
         if isinstance(base_paths, (str, Path)):
             raise TypeError(f"base_paths must be a sequence of paths, got the single path {base_paths!r}")
         if not base_paths:
             raise ValueError("ResidualMoEComposer needs at least one base policy")
+        if not isinstance(residual, (bool, np.bool_)):
+            raise TypeError(f"residual must be true or false, got {residual!r}")
         obs_space, act_space = venv.observation_space, venv.action_space
         if not isinstance(obs_space, spaces.Box) or len(obs_space.shape) != 1 or obs_space.shape[0] < base_obs_dim:
             raise ValueError(f"the wrapped env's observation space {obs_space} has no {base_obs_dim}-d base prefix")
@@ -62,6 +70,7 @@ class ResidualMoEComposer(VecEnvWrapper):
         self.base_obs_dim = int(base_obs_dim)
         self.num_bases = len(self.base_paths)
         self.logit_bound = float(logit_bound)
+        self.residual = bool(residual)
         self.device = get_device(device)
         self.model_paths: list[Path] = []
         self.vecnormalize_paths: list[Path | None] = []
@@ -86,16 +95,19 @@ class ResidualMoEComposer(VecEnvWrapper):
         self._obs_clip = th.as_tensor(np.array(clips)[:, None, None], dtype=th.float64, device=self.device)
         self._env_low = th.as_tensor(act_space.low, dtype=th.float32, device=self.device)
         self._env_high = th.as_tensor(act_space.high, dtype=th.float32, device=self.device)
-        residual_dim = act_space.shape[0]
-        low = np.concatenate([np.full(self.num_bases, -self.logit_bound), act_space.low]).astype(np.float32)
-        high = np.concatenate([np.full(self.num_bases, self.logit_bound), act_space.high]).astype(np.float32)
+        # the residual dims keep the hand's bounds; weights only, the action is the logits alone
+        residual_low, residual_high = (act_space.low, act_space.high) if self.residual else ([], [])
+        residual_dim = len(residual_low)
+        low = np.concatenate([np.full(self.num_bases, -self.logit_bound), residual_low]).astype(np.float32)
+        high = np.concatenate([np.full(self.num_bases, self.logit_bound), residual_high]).astype(np.float32)
         self._hyper_low = th.as_tensor(low, device=self.device)
         self._hyper_high = th.as_tensor(high, device=self.device)
         super().__init__(venv, action_space=spaces.Box(low, high, (self.num_bases + residual_dim,), np.float32))
         self._last_obs: np.ndarray | None = None
         #: softmax mixing weights of the last step, ``(N, k)``; None before the first step.
         self.last_weights: np.ndarray | None = None
-        #: residual of the last step (after clipping to its bounds), ``(N, 24)``; None before the first step.
+        #: residual of the last step (after clipping to its bounds), ``(N, 24)`` (``(N, 0)`` with ``residual=False``);
+        #: None before the first step.
         self.last_residual: np.ndarray | None = None
 
     # ------------------------------------------------------------------ VecEnv API
@@ -121,7 +133,8 @@ class ResidualMoEComposer(VecEnvWrapper):
 
     # ------------------------------------------------------------------ composition
     def compose(self, obs: np.ndarray | th.Tensor, hyper_actions: np.ndarray | th.Tensor) -> np.ndarray:
-        """The hand action ``(N, 24)`` that ``hyper_actions`` ``(N, k + 24)`` give on *raw* observations ``obs``.
+        """The hand action ``(N, 24)`` that ``hyper_actions`` ``(N, k + 24)``, or ``(N, k)`` with ``residual=False``,
+        give on *raw* observations ``obs``.
 
         Used as the DAgger expert: ``obs`` must be the unnormalised env observation (the hyper-policy itself is
         queried on its own normalised copy). Hyper actions are first clipped to this wrapper's action space, as
@@ -148,14 +161,18 @@ class ResidualMoEComposer(VecEnvWrapper):
         """Composed action, mixing weights and residual, as tensors on ``self.device``."""
         hyper = th.as_tensor(hyper_actions, dtype=th.float32, device=self.device)
         if hyper.ndim != 2 or hyper.shape[1] != self._hyper_low.shape[0]:
-            raise ValueError(f"hyper actions must be (N, {self._hyper_low.shape[0]}), got {tuple(hyper.shape)}")
+            layout = f"{self.num_bases} logits" + (" + residual" if self.residual else ", no residual")
+            width = self._hyper_low.shape[0]
+            raise ValueError(f"hyper actions must be (N, {width}) ({layout}), got {tuple(hyper.shape)}")
         if hyper.shape[0] != len(obs):
             raise ValueError(f"{hyper.shape[0]} hyper actions for {len(obs)} observations")
         hyper = hyper.clamp(self._hyper_low, self._hyper_high)
         weights = th.softmax(hyper[:, : self.num_bases], dim=-1)
-        residual = hyper[:, self.num_bases :]
+        residual = hyper[:, self.num_bases :]  # (N, 0) with residual=False
         mixed = (weights.unsqueeze(-1) * self.base_actions(obs)).sum(dim=1)
-        return (mixed + residual).clamp(self._env_low, self._env_high), weights, residual
+        if self.residual:
+            mixed = mixed + residual
+        return mixed.clamp(self._env_low, self._env_high), weights, residual
 
     # ------------------------------------------------------------------ loading
     def _load_policy(self, model_path: Path, env_action_space: spaces.Box) -> BasePolicy:

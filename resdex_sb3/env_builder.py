@@ -5,6 +5,8 @@
 - ``object_set``: set name (default ``embedded``); ``data_dir``: its data directory;
 - ``split``: which split to use (default ``train``); ``objects``: explicit object names (a base policy's one object);
 - ``shape_codes``: path of a codes file (hyper observation), ``base_models``: frozen base runs (hyper variant);
+- ``residual``: with ``base_models``, whether the hyper action ends in a 24-d residual (default true, ResDex) or
+  is the mixing logits alone (false: the "MoE, weights only" ablation; train it with ``residual_dim=0``);
 - ``num_threads``: physics threads (0 = all cores).
 
 ``ResDexVision`` also takes ``envs.vision.VisionConfig`` fields (``cloud_mode``, ``privileged`` ...); its
@@ -30,7 +32,8 @@ from envs.variants import VISION_VARIANTS
 from envs.vision import VISION_OPTIONS
 from resdex_sb3.run_folder import resolve_run_path
 
-ENV_OPTIONS = ("object_set", "data_dir", "split", "objects", "shape_codes", "base_models", "num_threads")
+ENV_OPTIONS = ("object_set", "data_dir", "split", "objects", "shape_codes", "base_models", "residual",
+               "num_threads")  # fmt: skip
 #: What every evaluation env overrides in a run's ``env_kwargs``: all envs start one whole episode together,
 #: whereas training desynchronises them (``random_initial_progress``).
 EVALUATION_OPTIONS: dict[str, Any] = {"random_initial_progress": False}
@@ -52,6 +55,18 @@ def check_env_kwargs(env_id: str, task_kwargs: Mapping[str, Any]) -> None:
     unknown = sorted(set(task_kwargs) - known)
     if unknown:
         raise ValueError(f"unknown env_kwargs key(s) {unknown} for {env_id}; known: {sorted(known)}")
+
+
+def check_residual_option(options: Mapping[str, Any]) -> None:
+    """Refuse a ``residual`` option that cannot mean anything: not a boolean, or without ``base_models`` (it
+    chooses the composer's action layout, and there is no composer without bases)."""
+    if "residual" not in options:
+        return
+    if not isinstance(options["residual"], (bool, np.bool_)):
+        raise ValueError(f"env option residual must be true or false, not {options['residual']!r}")
+    if not options.get("base_models"):
+        raise ValueError("env option residual needs base_models (it sets the composer's hyper-action layout, and "
+                         "without bases there is no composer): drop residual or give base_models")  # fmt: skip
 
 
 def object_set_name(env_kwargs: Mapping[str, Any]) -> str:
@@ -76,6 +91,7 @@ def build_env(env_id: str, n_envs: int, seed: int | None, env_kwargs: Mapping[st
     """The batched env of ``env_id`` (composer included for the hyper variant when ``base_models`` is set)."""
     options, task_kwargs = split_env_kwargs(env_kwargs)
     check_env_kwargs(env_id, task_kwargs)
+    check_residual_option(options)
     objset = object_set or load_object_set(object_set_name(options), options.get("data_dir"))
     objects = select_objects(objset, options.get("split", "train"), options.get("objects"))
     codes = None
@@ -90,7 +106,8 @@ def build_env(env_id: str, n_envs: int, seed: int | None, env_kwargs: Mapping[st
     if bases:
         from resdex_sb3.composer import ResidualMoEComposer
 
-        env = ResidualMoEComposer(env, [resolve_run_path(b, root) for b in bases])
+        paths = [resolve_run_path(b, root) for b in bases]
+        env = ResidualMoEComposer(env, paths, residual=options.get("residual", True))
     return env
 
 

@@ -5,6 +5,8 @@ A ``resdex_sb3.train`` run folder (rl-zoo's layout plus ours)::
 
     <run>/<env id>.zip                   final model (rl-zoo's name)
     <run>/<env id>/config.yml            hyperparameters, ``env_kwargs`` included (rl-zoo writes it)
+    <run>/<env id>/args.yml              the command's flags (rl-zoo writes it); ``algo`` says which algorithm
+                                         loads the run's models (:attr:`SavedRun.algo`, :func:`load_algorithm`)
     <run>/<env id>/vecnormalize.pkl      the final model's normalisation statistics
     <run>/checkpoint.zip, checkpoint.json   the last periodic checkpoint; the JSON (written last) holds its step count
     <run>/best/best_model.zip, best/<env id>/vecnormalize.pkl, best/best.json   the best checkpoint by periodic
@@ -36,6 +38,7 @@ from resdex_sb3.errors import UserError
 
 MODEL_FILES = ("{env_id}.zip", "best_model.zip", "checkpoint.zip")
 STATS_FILE = "vecnormalize.pkl"
+ARGS_FILE = "args.yml"  # rl-zoo's record of the command's flags, ``algo`` included
 BEST_DIR = "best"
 BEST_MODEL = "best_model.zip"
 BEST_INFO = "best.json"
@@ -72,6 +75,12 @@ class SavedRun:
     @property
     def env_kwargs(self) -> dict[str, Any]:
         return dict(self.hyperparams.get("env_kwargs") or {})
+
+    @property
+    def algo(self) -> str:
+        """The algorithm that trained the run: its config's ``algo`` (a DAgger student's ``dagger``), else the
+        ``algo`` of rl-zoo's ``<env id>/args.yml`` (``ppo``, ``trpo`` ...), else ``ppo`` (runs that record none)."""
+        return str(self.hyperparams.get("algo") or run_algo(self.root, self.env_id) or "ppo")
 
     @property
     def object_set_checksum(self) -> str | None:
@@ -132,6 +141,33 @@ def warn_other_data(root: str | Path, saved_checksum: str | None, objset: Any) -
     print(f"warning: run {root} was made on object set {objset.name!r} with checksum {saved_checksum[:12]}, but the "
           f"data here has {objset.checksum[:12]}: results may differ from the run's own", file=sys.stderr)
     return True
+
+
+def run_algo(root: str | Path, env_id: str) -> str | None:
+    """The ``--algo`` the training run folder ``root`` was trained with (its ``<env id>/args.yml``), or None when
+    it records none."""
+    args = Path(root) / env_id / ARGS_FILE
+    if not args.is_file():
+        return None
+    algo = read_run_config(args).get("algo")
+    return str(algo) if algo else None
+
+
+def model_algo(model_path: str | Path, env_id: str) -> str | None:
+    """The ``--algo`` behind a run's model zip (``<run>/<env id>.zip``, ``checkpoint.zip`` or
+    ``best/best_model.zip``), read from its run's ``args.yml``; None when no run records one."""
+    folder = Path(model_path).parent
+    return run_algo(folder, env_id) or (run_algo(folder.parent, env_id) if folder.name == BEST_DIR else None)
+
+
+def load_algorithm(model_path: str | Path, algo: str, device: str = "cpu") -> BaseAlgorithm:
+    """The SB3 model at ``model_path``, loaded with the class rl-zoo's ``ALGOS`` maps ``algo`` to (``PPO``,
+    sb3-contrib's ``TRPO`` ...): a model must be loaded by the algorithm that saved it."""
+    from rl_zoo3.utils import ALGOS
+
+    if algo not in ALGOS:
+        raise ValueError(f"{model_path} was trained with algorithm {algo!r}, which rl-zoo does not know")
+    return ALGOS[algo].load(model_path, device=device)
 
 
 def stats_path(model_path: str | Path, env_id: str) -> Path:

@@ -1,14 +1,17 @@
-"""``python -m resdex_sb3.train --algo ppo --env ResDexHyper [--preset cpu] [rl-zoo flags]``.
+"""``python -m resdex_sb3.train --algo ppo|trpo --env ResDexHyper [--preset cpu] [rl-zoo flags]``.
 
 rl-zoo's own training CLI (``-conf``, ``-n``, ``--eval-freq``, ``-f``, ``--env-kwargs``, ``--seed``, ``-i``,
-``-params`` ...) over our batched env. Added flags: ``--preset NAME`` picks the preset inside
-``zoo_configs/ppo.yml`` (default ``cpu``; ``smoke``, ``cpu``, ``paper``, and ``baseline-*`` for the multi-task
-baseline); ``--run-dir DIR`` writes the run to DIR instead of rl-zoo's numbered
+``-params`` ...) over our batched env. The default config is the algorithm's own, ``zoo_configs/<algo>.yml``
+(``$RESDEX_ZOO_CONFIG``, then ``-conf``, override it). Added flags: ``--preset NAME`` picks the preset inside it
+(default ``cpu``; in ``ppo.yml`` ``smoke``, ``cpu``, ``paper``, ``baseline-*`` for the multi-task baseline and
+``moe-*`` for the weights-only mixture; ``trpo.yml`` has the hyper-policy's ``smoke`` and ``cpu``);
+``--run-dir DIR`` writes the run to DIR instead of rl-zoo's numbered
 ``<log folder>/<algo>/<env>_<n>``. Env ids may omit ``-v0``.
 
 A run folder that already holds a run is never replaced by accident; the command says which of these to add:
 
-- ``-i MODEL.zip -n N`` (rl-zoo's meaning): train N more steps from MODEL, counting on from its step count;
+- ``-i MODEL.zip -n N`` (rl-zoo's meaning): train N more steps from MODEL, counting on from its step count (MODEL
+  must come from a run of the same ``--algo``: its ``<env id>/args.yml`` says which);
 - ``--resume``: continue the run from its last saved model (``checkpoint.zip``, or the final model when it is
   later) until it has trained its budget (``-n``, else the preset's ``n_timesteps``), as the same command with
   ``--resume`` added after a kill; a run that has reached its budget or passed its gate trains no more;
@@ -36,7 +39,7 @@ from pathlib import Path
 import envs  # noqa: F401  (registers the gym ids)
 from envs.files import atomic_write, file_lock
 from resdex_sb3.errors import UserError, cli_main
-from resdex_sb3.run_folder import CHECKPOINT_MODEL, passed_gate, resume_point, trained_before
+from resdex_sb3.run_folder import CHECKPOINT_MODEL, model_algo, passed_gate, resume_point, trained_before
 from resdex_sb3.zoo_manager import BatchedExperimentManager, default_config_path, select_preset
 
 LOCK_FILE = ".train.lock"
@@ -49,7 +52,7 @@ def _with_defaults(argv: list[str]) -> list[str]:
         if arg == "--env" and i + 1 < len(argv) and not argv[i + 1].endswith("-v0"):
             argv[i + 1] += "-v0"
     if not {"-conf", "--conf-file"} & set(argv):
-        argv += ["-conf", default_config_path()]
+        argv += ["-conf", default_config_path(_zoo_flags(argv).algo)]
     if "--eval-freq" not in argv:
         argv += ["--eval-freq", "-1"]  # per-split evaluation runs as a callback (see zoo_configs/ppo.yml)
     if "--save-freq" not in argv:
@@ -99,16 +102,19 @@ def main(argv: Sequence[str] | None = None) -> None:
             if more is None:
                 return
             zoo_argv += more  # rl-zoo keeps the last -i and -n given
+            _check_same_algo(_zoo_flags(zoo_argv))
         sys.argv = [sys.argv[0], *zoo_argv]
         zoo_train.train()
 
 
 def _zoo_flags(zoo_argv: list[str]) -> argparse.Namespace:
-    """The rl-zoo flags our own flags depend on (``--env``, ``-conf``, ``-n``, ``-i``), read without consuming any.
+    """The rl-zoo flags our own flags depend on (``--algo``, ``--env``, ``-conf``, ``-n``, ``-i``), read without
+    consuming any.
 
     :param zoo_argv: the command line rl-zoo will parse (our defaults added).
     """
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--algo", default="ppo")  # rl-zoo's default
     parser.add_argument("--env", default="CartPole-v1")  # rl-zoo's default
     parser.add_argument("-conf", "--conf-file", default=None)
     parser.add_argument("-n", "--n-timesteps", type=int, default=-1)
@@ -136,6 +142,21 @@ def _check_flags(known: argparse.Namespace, flags: argparse.Namespace) -> None:
                             "<env id>.zip)")  # fmt: skip
         if known.overwrite and agent.resolve().is_relative_to(Path(known.run_dir).resolve()):
             raise UserError(f"-i {agent} lies in the run folder that --overwrite would delete")
+        _check_same_algo(flags)
+
+
+def _check_same_algo(flags: argparse.Namespace) -> None:
+    """Refuse ``-i MODEL`` of a run trained with another algorithm than ``--algo`` (rl-zoo would load a PPO model
+    as TRPO, or the reverse, without a word); a model whose run records no algorithm passes.
+
+    :param flags: rl-zoo's flags that ours depend on (:func:`_zoo_flags`).
+    """
+    if not flags.trained_agent:
+        return
+    algo = model_algo(flags.trained_agent, flags.env)
+    if algo is not None and algo != flags.algo:
+        raise UserError(f"{flags.trained_agent} was trained with --algo {algo} (its run's args.yml), not "
+                        f"--algo {flags.algo}: continue it with --algo {algo}")  # fmt: skip
 
 
 def _clear_run(run_dir: Path) -> None:
@@ -160,12 +181,14 @@ def _resume_args(run_dir: Path, flags: argparse.Namespace, preset: str) -> list[
 
     :param run_dir: the run folder, locked by this process.
     :param flags: rl-zoo's flags that ours depend on (:func:`_zoo_flags`).
-    :param preset: the ``--preset`` whose ``n_timesteps`` is the budget when ``-n`` is not given.
+    :param preset: the ``--preset`` (of ``--algo``'s config) whose ``n_timesteps`` is the budget when ``-n`` is not
+        given.
     """
     env_id = flags.env
     budget = flags.n_timesteps
     if budget <= 0:
-        budget = int(select_preset(flags.conf_file or default_config_path(), env_id, preset)["n_timesteps"])
+        config = flags.conf_file or default_config_path(flags.algo)
+        budget = int(select_preset(config, env_id, preset, flags.algo)["n_timesteps"])
     point = resume_point(run_dir, env_id)
     if point is None:
         print(f"--resume: {run_dir} saved no model yet: training from 0 to {budget:,} steps")

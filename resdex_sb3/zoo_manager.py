@@ -26,18 +26,32 @@ from resdex_sb3.presets import ZOO_CONFIGS, read_preset
 from resdex_sb3.run_checkpoint import RunCheckpoint
 from resdex_sb3.run_folder import OBJECT_SET_CHECKSUM, run_relative_paths, save_model
 
-DEFAULT_CONFIG = ZOO_CONFIGS / "ppo.yml"
+DEFAULT_CONFIG = ZOO_CONFIGS / "ppo.yml"  # PPO's; every algorithm has its own, zoo_configs/<algo>.yml
 ZOO_KEYS = {"n_envs", "n_timesteps", "normalize", "policy_kwargs", "env_kwargs", "callback", "env_wrapper",
             "vec_env_wrapper", "frame_stack", "monitor_kwargs", "policy"}  # fmt: skip
-#: PPO's own arguments, the rest of what a preset may set: not PPO's locals, nor what rl-zoo passes itself
-#: (a preset that set those would fail later with a duplicate-argument TypeError)
-PPO_KEYS = set(inspect.signature(PPO.__init__).parameters) - {"self", "env", "_init_setup_model", "seed",
-                                                              "tensorboard_log", "verbose", "device"}  # fmt: skip
+#: an algorithm's arguments that a preset may not set: its locals, and what rl-zoo passes itself (a preset that
+#: set those would fail later with a duplicate-argument TypeError)
+NOT_PRESET_KEYS = {"self", "env", "_init_setup_model", "seed", "tensorboard_log", "verbose", "device"}
 
 
-def select_preset(config_path: str | Path, env_id: str, preset: str) -> dict[str, Any]:
-    """The hyperparameters of ``env_id`` under ``preset`` in a zoo YAML, with every key checked."""
-    return read_preset(config_path, [env_id, preset], ZOO_KEYS | PPO_KEYS)
+def algo_keys(algo: str) -> set[str]:
+    """The arguments of ``algo`` (rl-zoo's name: ``ppo``, ``trpo`` ...) that a preset may set: those of the class
+    rl-zoo's ``ALGOS`` maps it to, less :data:`NOT_PRESET_KEYS`."""
+    from rl_zoo3.utils import ALGOS
+
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algorithm {algo!r}; rl-zoo knows {sorted(ALGOS)}")
+    return set(inspect.signature(ALGOS[algo].__init__).parameters) - NOT_PRESET_KEYS
+
+
+#: PPO's own arguments, the rest of what a PPO preset may set
+PPO_KEYS = set(inspect.signature(PPO.__init__).parameters) - NOT_PRESET_KEYS
+
+
+def select_preset(config_path: str | Path, env_id: str, preset: str, algo: str = "ppo") -> dict[str, Any]:
+    """The hyperparameters of ``env_id`` under ``preset`` in a zoo YAML, with every key checked against rl-zoo's
+    keys and ``algo``'s arguments."""
+    return read_preset(config_path, [env_id, preset], ZOO_KEYS | algo_keys(algo))
 
 
 class BatchedExperimentManager(ExperimentManager):
@@ -60,7 +74,7 @@ class BatchedExperimentManager(ExperimentManager):
         self.save_freq = -1  # rl-zoo's own CheckpointCallback is replaced by RunCheckpoint
 
     def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        params = select_preset(self.config, self.env_name.gym_id, self.preset)
+        params = select_preset(self.config, self.env_name.gym_id, self.preset, self.algo)
         # rl-zoo lets --env-kwargs replace the YAML's env_kwargs whole; here they override it key by key, so a
         # preset's settings (desynchronised episodes, its reward) survive a command line that names the objects
         self.env_kwargs = {**(params.get("env_kwargs") or {}), **self.env_kwargs}
@@ -146,5 +160,6 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def default_config_path() -> str:
-    return os.environ.get("RESDEX_ZOO_CONFIG", str(DEFAULT_CONFIG))
+def default_config_path(algo: str = "ppo") -> str:
+    """The zoo YAML of ``algo``: ``$RESDEX_ZOO_CONFIG`` when set, else ``zoo_configs/<algo>.yml``."""
+    return os.environ.get("RESDEX_ZOO_CONFIG", str(ZOO_CONFIGS / f"{algo}.yml"))

@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3 import PPO
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from envs.vision import PRIVILEGED
 from resdex_sb3.composer import ResidualMoEComposer
-from resdex_sb3.run_folder import load_run, resolve_run_path
+from resdex_sb3.run_folder import load_algorithm, load_run, resolve_run_path
 
 
 class PrivilegedExpertPolicy(BasePolicy):
@@ -28,7 +27,8 @@ class PrivilegedExpertPolicy(BasePolicy):
 
     :param observation_space: the ``ResDexVision`` observation space.
     :param action_space: the 24-d hand action space.
-    :param hyper_policy: the hyper-policy (its action is ``[k logits, 24-d residual]``).
+    :param hyper_policy: the hyper-policy (its action is ``[k logits, 24-d residual]``, or ``[k logits]`` for a
+        weights-only run: env option ``residual: false``).
     :param composer: the composer holding the frozen bases (only its ``compose`` is used).
     :param obs_mean: mean of the hyper-policy's observation normalisation.
     :param obs_std: ``sqrt(var + eps)`` of that normalisation.
@@ -56,20 +56,26 @@ class PrivilegedExpertPolicy(BasePolicy):
 
     @classmethod
     def from_run(cls, run_path: str | Path, venv: VecEnv, device: th.device | str = "cpu") -> PrivilegedExpertPolicy:
-        """The expert of a finished ``ResDexHyper`` run folder, for the ``ResDexVision`` env ``venv``."""
+        """The expert of a finished ``ResDexHyper`` run folder (trained by PPO or TRPO, with or without a residual),
+        for the ``ResDexVision`` env ``venv``."""
         run = load_run(run_path)
         if run.env_id != "ResDexHyper-v0":
             raise ValueError(f"the expert must be a ResDexHyper run, {run.root} is a {run.env_id} run")
         bases = run.env_kwargs.get("base_models")
         if not bases:
             raise ValueError(f"hyper run {run.root} names no base_models in its config")
-        hyper = PPO.load(run.model_path, device=device).policy
+        hyper = load_algorithm(run.model_path, run.algo, device=device).policy
         width = venv.observation_space.shape[0] - PRIVILEGED.start
         mean, std, clip = _obs_stats(run.stats_path, width)
         if hyper.observation_space.shape != (width,):
             raise ValueError(f"hyper-policy {run.model_path} reads {hyper.observation_space.shape} observations; "
                              f"the env's privileged part is ({width},)")  # fmt: skip
-        composer = ResidualMoEComposer(venv, [resolve_run_path(b, run.root) for b in bases], device=device)
+        composer = ResidualMoEComposer(venv, [resolve_run_path(b, run.root) for b in bases], device=device,
+                                       residual=run.env_kwargs.get("residual", True))  # fmt: skip
+        if hyper.action_space.shape != composer.action_space.shape:
+            raise ValueError(f"hyper-policy {run.model_path} outputs actions of shape {hyper.action_space.shape}, but "
+                             f"its run's composer ({composer.num_bases} bases, residual {composer.residual}) takes "
+                             f"{composer.action_space.shape}")  # fmt: skip
         return cls(venv.observation_space, venv.action_space, hyper, composer, mean, std, clip).to(device)
 
     def forward(self, obs: th.Tensor, deterministic: bool = True) -> th.Tensor:

@@ -44,6 +44,9 @@ class ResidualMoEPolicy(ActorCriticPolicy):
     :param optimizer_class: optimizer of the policy.
     :param optimizer_kwargs: its kwargs beyond the learning rate (SB3 sets Adam's ``eps=1e-5`` when ``None``).
     :param residual_dim: width of the residual at the end of the action; the ``k`` dims before it are logits.
+        0 for a weights-only composer (env option ``residual: false``): the action is the ``k`` logits alone. It is
+        not inferred from the action space: a wrong width is refused where the bounds show it (see
+        :func:`_check_action_layout`).
     :param residual_log_std_init: initial log std of the residual dims alone (``None``: ``log_std_init``, as
         ResDex). ResDex explores the residual with std 0.8 over ~10^9 steps per stage; on a CPU budget that
         noise drowns the bases (4 M steps from a uniform mixture with a std-0.8 residual lifted nothing), so
@@ -74,11 +77,7 @@ class ResidualMoEPolicy(ActorCriticPolicy):
     ) -> None:
         if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
             raise ValueError(f"ResidualMoEPolicy needs a 1-D Box action space, got {action_space}")
-        if action_space.shape[0] <= residual_dim:
-            raise ValueError(
-                f"action space of width {action_space.shape[0]} leaves no mixing logits before a "
-                f"{residual_dim}-d residual; wrap the env in ResidualMoEComposer"
-            )
+        _check_action_layout(action_space, residual_dim)
         self.residual_dim = residual_dim
         self.residual_log_std_init = residual_log_std_init
         if net_arch is None:
@@ -118,3 +117,27 @@ class ResidualMoEPolicy(ActorCriticPolicy):
         data = super()._get_constructor_parameters()
         data.update(residual_dim=self.residual_dim, residual_log_std_init=self.residual_log_std_init)
         return data
+
+
+def _check_action_layout(action_space: spaces.Box, residual_dim: int) -> None:
+    """Refuse an action space that cannot be ``[k >= 1 logits, residual_dim-d residual]``.
+
+    The width alone cannot tell ``k`` from ``residual_dim``, but the composer's bounds can: all logits share one
+    bound (``logit_bound``), so logit dims with different bounds mean that part of a residual was taken for logits
+    (``residual_dim=0`` on a composer with a residual). A ``residual_dim`` too large for a weights-only composer
+    is caught when it leaves no logits; with more than 24 bases it cannot be seen here.
+    """
+    if isinstance(residual_dim, bool) or not isinstance(residual_dim, int) or residual_dim < 0:
+        raise ValueError(f"residual_dim must be a whole number >= 0, not {residual_dim!r}")
+    width = int(action_space.shape[0])
+    hint = ("a weights-only composer (env option residual: false) needs residual_dim=0, one with a residual "
+            f"residual_dim={ACTION_DIM}; the env must be wrapped in ResidualMoEComposer")  # fmt: skip
+    if width <= residual_dim:
+        raise ValueError(f"action space of width {width} leaves no mixing logits before a {residual_dim}-d "
+                         f"residual: {hint}")  # fmt: skip
+    k = width - residual_dim
+    low, high = action_space.low[:k], action_space.high[:k]
+    if (low != low[0]).any() or (high != high[0]).any():
+        raise ValueError(f"the first {k} action dims, taken as mixing logits with residual_dim={residual_dim}, do not "
+                         f"share one bound (lows {sorted(set(low.tolist()))}, highs {sorted(set(high.tolist()))}): "
+                         f"part of a residual is read as logits; {hint}")  # fmt: skip
