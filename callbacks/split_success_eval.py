@@ -16,7 +16,7 @@ from envs.files import atomic_write_json
 from envs.objects.catalog import load_object_set
 from envs.objects.spec import SPLITS
 from resdex_sb3.env_builder import object_set_name, split_env_kwargs
-from resdex_sb3.evaluation import EVAL_SEED, METRICS, SplitResult, per_object, run_episodes, split_env
+from resdex_sb3.evaluation import EVAL_SEED, METRICS, SplitResult, per_object_outcomes, run_episodes, split_env
 from resdex_sb3.run_folder import BEST_DIR, BEST_INFO, BEST_MODEL, GATE_FILE, best_info, save_model
 
 #: How evaluations rank for the best checkpoint: sustained success, ties broken by held, then by any-time success.
@@ -139,7 +139,7 @@ class SplitSuccessEval(BaseCallback):
                 env.obs_rms, env.clip_obs = train_norm.obs_rms.copy(), train_norm.clip_obs
             length = env.get_attr("config")[0].episode_length
             outcomes = run_episodes(env, self._act, length, seed=EVAL_SEED)
-            result = per_object([o.name for o in env.get_attr("objects")], *outcomes, self.trials)
+            result = per_object_outcomes(env.get_attr("objects"), outcomes, self.trials)
             for metric in METRICS:
                 self.logger.record(f"eval/{metric}_{split}", getattr(result, f"mean_{metric}"))
             self.last_results[split] = result

@@ -24,6 +24,7 @@ HIGH_LIFT_HEIGHT = 0.2  # flat 0.2 hand-up reward from 20 cm above the table top
 # base trained on them held the mug 4-5 cm off centre, on the sphere's edge, and dropped out of it by the end.
 HOLD_WEIGHT = 1.0
 HOLD_SPEED = 0.1  # m/s
+PROPOSAL_WEIGHT = 0.5  # proposal term = -PROPOSAL_WEIGHT * proposal_delta; the grasp distance D = -(its episode sum)
 
 TERMS = {
     "base": ("finger_dist", "hand_dist", "goal_hand", "hand_up", "bonus", "proposal"),
@@ -81,7 +82,7 @@ def reward_terms(mode: str, q: GraspQuantities) -> dict[str, np.ndarray]:
         terms["goal_hand"] = np.where(near & q.proposal_match, 0.9 - 2.0 * goal_dist, 0.0)
         terms["hand_up"] = np.where(near & high, 0.2, np.where(near & lifted, 0.1 + 0.1 * q.lift_action, 0.0))
         terms["bonus"] = bonus
-        terms["proposal"] = -0.5 * q.proposal_delta
+        terms["proposal"] = -PROPOSAL_WEIGHT * q.proposal_delta
         if mode in ("base", "base_hold"):
             terms = {"finger_dist": -0.5 * finger_dist, "hand_dist": -1.0 * hand_dist, **terms}
     elif mode in ("stage2", "stage2_hold"):

@@ -38,6 +38,8 @@ class BatchedSim:
         self.scene = scene
         self.num_envs = len(objects)
         models = [scene.object_model(o) for o in objects]
+        # kept so that model_of returns the same object every call (a renderer is bound to one model)
+        self.models = models
         self.batch = mujoco.batch.Batch(models[0], nsim=self.num_envs, nthread=num_threads or os.cpu_count() or 1)
         if any(m is not models[0] for m in models):
             try:
@@ -82,7 +84,7 @@ class BatchedSim:
 
     def model_of(self, env: int) -> mujoco.MjModel:
         """The model simulation ``env`` runs on (for rendering and diagnostics)."""
-        return self.batch.get_model(env)
+        return self.models[env]
 
     def data_of(self, env: int) -> mujoco.MjData:
         """Simulation ``env``'s state with every derived field computed (for rendering and diagnostics)."""

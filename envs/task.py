@@ -21,7 +21,7 @@ from envs import quaternions as quat
 from envs.config import SceneConfig, TaskConfig
 from envs.objects.spec import ObjectSpec
 from envs.proposals import GraspProposal
-from envs.rewards import TERMS, GraspQuantities, reward_terms
+from envs.rewards import PROPOSAL_WEIGHT, TERMS, GraspQuantities, reward_terms
 from envs.scene import HAND_JOINTS, Scene
 from envs.sim import BatchedSim
 
@@ -37,7 +37,9 @@ def observation_dim(config: TaskConfig) -> int:
 
 @dataclass
 class StepResult:
-    """One batched step. ``terminal_obs`` holds the pre-reset observation of the envs in ``done``."""
+    """One batched step. ``terminal_obs`` holds the pre-reset observation of the envs in ``done``.
+    ``grasp_distance`` is each env's grasp-pose quality so far this episode (the paper's D, NaN without a proposal).
+    """
 
     obs: np.ndarray
     reward: np.ndarray
@@ -52,6 +54,7 @@ class StepResult:
     episode_return: np.ndarray
     episode_length: np.ndarray
     episode_terms: dict[str, np.ndarray]
+    grasp_distance: np.ndarray
 
 
 class GraspTask:
@@ -113,6 +116,9 @@ class GraspTask:
         self.goal_streak = np.zeros(n, dtype=np.int64)
         self.episode_return = np.zeros(n)
         self.episode_terms = np.zeros((n, len(self.term_names)))
+        #: the paper's grasp-pose quality D = sum_t PROPOSAL_WEIGHT * proposal_delta_t so far this episode, in every
+        #: reward mode (whether or not it has a proposal term); 0 for envs without a proposal
+        self.episode_grasp_distance = np.zeros(n)
         self.physics_resets = np.zeros(n, dtype=np.int64)
         self._rngs = [np.random.default_rng(i) for i in range(n)]
         self._first_reset = True
@@ -159,6 +165,7 @@ class GraspTask:
         self.goal_streak[ids] = 0
         self.episode_return[ids] = 0.0
         self.episode_terms[ids] = 0.0
+        self.episode_grasp_distance[ids] = 0.0
         if self._first_reset and self.config.random_initial_progress:
             self.progress[ids] = [self._rngs[i].integers(0, self.config.episode_length) for i in ids]
         else:
@@ -206,7 +213,7 @@ class GraspTask:
         self.prev_action[:] = act
         self.progress += 1
         obs = self._observe()
-        terms = self._reward_terms(act)
+        terms, proposal_delta = self._reward_terms(act)
         reward = np.sum(list(terms.values()), axis=0)
         reward[failed] = 0.0
         at_goal = (np.linalg.norm(self.goal - self._object_pos(), axis=1) <= self.config.success_tolerance) & ~failed
@@ -215,6 +222,7 @@ class GraspTask:
         self.sustained |= self.goal_streak >= self.config.sustain_steps
         self.episode_return += reward
         self.episode_terms += np.stack([terms[t] for t in self.term_names], axis=1)
+        self.episode_grasp_distance += PROPOSAL_WEIGHT * proposal_delta
         truncated = (self.progress >= self.config.episode_length) | failed
         terminated = np.zeros(self.num_envs, dtype=bool)
         done = truncated | terminated
@@ -227,6 +235,7 @@ class GraspTask:
             is_held=at_goal,
             physics_reset=failed, episode_return=self.episode_return.copy(), episode_length=self.progress.copy(),
             episode_terms={t: self.episode_terms[:, j].copy() for j, t in enumerate(self.term_names)},
+            grasp_distance=np.where(self.has_proposal, self.episode_grasp_distance, np.nan),
         )  # fmt: skip
         if self.autoreset and len(done_ids):
             self._reset_envs(done_ids)
@@ -307,7 +316,8 @@ class GraspTask:
         return np.clip(obs, -cfg.obs_clip, cfg.obs_clip, out=obs)
 
     # ------------------------------------------------------------------ reward
-    def _reward_terms(self, act: np.ndarray) -> dict[str, np.ndarray]:
+    def _reward_terms(self, act: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The reward terms of the current mode, and the proposal distance (N,) they were computed from."""
         cfg = self.config
         obj_pos = self._object_pos()
         hand_point = self._sensor("hand_point")
@@ -318,7 +328,7 @@ class GraspTask:
             rest_height=self.rest_height, proposal_delta=delta, proposal_match=match,
             object_speed=np.linalg.norm(self._sensor("object_linvel"), axis=1),
         )  # fmt: skip
-        return reward_terms(cfg.reward_mode, quantities)
+        return reward_terms(cfg.reward_mode, quantities), delta
 
     def _proposal_distance(self, obj_pos: np.ndarray, hand_point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Weighted L1 distance of the hand to its proposal in the object frame, and whether it is close."""

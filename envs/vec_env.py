@@ -20,13 +20,18 @@ class ResDexVecEnv(VecEnv):
     """N grasp envs stepped as one batch, auto-resetting finished envs in one batched call.
 
     Infos carry ``terminal_observation``, ``TimeLimit.truncated``, ``is_success``, ``is_held``, ``episode``,
-    ``reward_terms`` (episode sums) and ``physics_resets`` for finished envs only; other envs get ``{}``.
+    ``reward_terms`` (episode sums), ``grasp_distance`` (the episode's grasp-pose quality D, the paper's
+    ``-sum_t r_proposal``, in every reward mode; None when the env's object has no grasp proposal) and
+    ``physics_resets`` for finished envs only; other envs get ``{}``.
 
     :param task: the batched task (created with ``autoreset=True``).
     :param render_mode: ``rgb_array`` to allow ``render()``, else None.
     """
 
     render_mode: str | None = None
+    #: (height, width) of rendered frames, pixels; software rendering costs in proportion to the pixels, so a
+    #: caller that only wants small frames (GIFs) sets this before the first ``render``
+    render_size: tuple[int, int] = (480, 640)
 
     def __init__(self, task: GraspTask, render_mode: str | None = None) -> None:
         if not task.autoreset:
@@ -77,6 +82,7 @@ class ResDexVecEnv(VecEnv):
                     "episode": {"r": float(result.episode_return[i]), "l": int(result.episode_length[i]),
                                 "t": round(now - self._episode_start[i], 6)},
                     "reward_terms": {t: float(v[i]) for t, v in result.episode_terms.items()},
+                    "grasp_distance": None if np.isnan(result.grasp_distance[i]) else float(result.grasp_distance[i]),
                 }  # fmt: skip
             self._episode_start[done_ids] = now
         return result.obs, result.reward, result.done, infos
@@ -122,5 +128,5 @@ class ResDexVecEnv(VecEnv):
     def render_env(self, env: int, camera: str = "front") -> np.ndarray:
         model = self.task.sim.model_of(env)
         if self._renderer is None:
-            self._renderer = FrameRenderer()
+            self._renderer = FrameRenderer(*self.render_size)
         return self._renderer.render(model, self.task.sim.data_of(env), camera)

@@ -46,7 +46,7 @@ from envs.files import atomic_write, atomic_write_bytes, atomic_write_json
 from envs.vision import CLOUD_MODES
 from resdex_sb3.env_builder import build_env, object_set_name, split_env_kwargs
 from resdex_sb3.errors import cli_main, positive_int
-from resdex_sb3.evaluation import EVAL_SEED, per_object, run_episodes, split_env
+from resdex_sb3.evaluation import EVAL_SEED, per_object_outcomes, run_episodes, split_env
 from resdex_sb3.presets import DISTILL_KEYS, load_distill_preset
 from resdex_sb3.run_folder import (OBJECT_SET_CHECKSUM, PROGRESS_FILE, STUDENT_ENV_ID, finished_rounds, load_run,
                                    read_run_config, resolve_run_path, warn_other_data)
@@ -249,7 +249,7 @@ class Distillation:
             env = eval_envs[split]
             outcomes = run_episodes(env, lambda o: student.predict(o, deterministic=True)[0],
                                     env.get_attr("config")[0].episode_length, seed=EVAL_SEED)  # fmt: skip
-            result = per_object([o.name for o in env.get_attr("objects")], *outcomes, budget["eval_trials"])
+            result = per_object_outcomes(env.get_attr("objects"), outcomes, budget["eval_trials"])
             logger.record(f"eval/sustained_{split}", result.mean_sustained)
             logger.record(f"eval/success_{split}", result.mean_success)
             logger.record(f"eval/held_{split}", result.mean_held)

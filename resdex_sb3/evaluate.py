@@ -10,7 +10,13 @@ the protocol of ``resdex_sb3.evaluation``: ``--trials`` episodes per object from
 goal for ``sustain_steps`` consecutive steps), any-time success (the paper's) and held-at-end success; the split's
 mean over objects with a 95 % Wilson interval over objects. ``--split SET`` (an object set name, e.g. an imported
 one) evaluates all its objects. Writes ``--json`` (split, sustained, sustained_ci95, success, ci95, held,
-held_ci95, objects) and ``--csv`` (one row per object: object, sustained, success, held).
+held_ci95, grasp_distance, weights, objects; per object: object, category, sustained, success, held,
+grasp_distance, weights) and ``--csv`` (one row per object: object, category, sustained, success, held,
+grasp_distance). ``grasp_distance`` is the paper's grasp-pose quality D = -sum_t r_proposal of an episode, averaged
+over the trials whose object has a grasp proposal (null without); ``weights`` the mean softmax mixing weight of each
+base of a hyper-policy (null for other policies). ``--gifs DIR`` re-runs the first trial with a sustained success
+and the first without, each alone from its evaluation seed, and writes ``DIR/success.gif``, ``DIR/failure.gif``
+and ``DIR/gifs.json`` (which object and trial each shows, and the re-run's own outcome).
 
 ``--compare A.json B.json`` reads two such JSONs of the same objects (evaluated with the same ``--trials``, hence
 the same seeds) and prints the mean per-object difference A - B of each metric with its 95 % paired t-interval
@@ -29,7 +35,7 @@ import envs  # noqa: F401  (headless GL default)
 from envs.files import atomic_write_json
 from resdex_sb3.errors import cli_main, positive_int
 from resdex_sb3.evaluation import METRICS
-from resdex_sb3.run_evaluation import evaluate_run, paired_metrics, result_json
+from resdex_sb3.run_evaluation import evaluate_run, paired_metrics, result_json, write_gifs
 
 
 def compare(path_a: Path, path_b: Path) -> list[str]:
@@ -62,7 +68,10 @@ def _evaluate_on_ray(args: argparse.Namespace) -> Any:
     folders = {"the run folder": run if run.is_dir() else run.parent, "the object data directory": shared}
     with joined(args.ray, folders, shared):
         video = args.video.expanduser().resolve() if args.video else None  # written by a worker: no relative path
-        return evaluate_sharded(run, args.split, args.trials, data_dir, args.max_envs, video, args.ray_shards)
+        result = evaluate_sharded(run, args.split, args.trials, data_dir, args.max_envs, video, args.ray_shards)
+    if args.gifs is not None:  # two episodes: here, after the merge
+        write_gifs(run, args.split, result, args.gifs, data_dir)
+    return result
 
 
 @cli_main
@@ -78,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the summary and per-object results here")
     parser.add_argument("--csv", type=Path, default=None, help="write one row per object here")
     parser.add_argument("--video", type=Path, default=None, help="write a GIF of the first env's episode")
+    parser.add_argument("--gifs", type=Path, default=None, metavar="DIR",
+                        help="write DIR/success.gif and DIR/failure.gif (the first trial with a sustained success and "
+                             "the first without, re-run alone) and DIR/gifs.json saying which")  # fmt: skip
     parser.add_argument("--max-envs", type=positive_int, default=1024, help="envs simulated at once")
     parser.add_argument("--ray", nargs="?", const="auto", default=None, metavar="auto|local|ADDRESS",
                         help="shard the split's objects over a Ray cluster (local, auto: the default of a bare --ray, "
@@ -97,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.ray is not None:  # Ray is imported only here
         result = _evaluate_on_ray(args)
     else:
-        result = evaluate_run(args.model, args.split, args.trials, args.data_dir, args.max_envs, args.video)
+        result = evaluate_run(args.model, args.split, args.trials, args.data_dir, args.max_envs, args.video,
+                              gifs=args.gifs)  # fmt: skip
     print(f"{args.model}  split={args.split}  objects={len(result.objects)}  trials={args.trials}")
     print(f"sustained {_percent(result.mean_sustained, result.sustained_ci95)}   "
           f"any-time {_percent(result.mean_success, result.ci95)}   "
@@ -108,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         with open(args.csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["object", *METRICS])
+            writer = csv.DictWriter(handle, fieldnames=["object", "category", *METRICS, "grasp_distance"],
+                                    extrasaction="ignore")  # fmt: skip
             writer.writeheader()
             writer.writerows(summary["objects"])
     return 0

@@ -36,13 +36,22 @@ def shard_ranges(num_objects: int, trials: int, max_envs: int, shards: int) -> l
     return [(bounds[g[0]], bounds[g[-1] + 1]) for g in groups if len(g)]
 
 
+#: The per-object fields of ``SplitResult`` (lists or arrays over objects) that :func:`merge` concatenates.
+PER_OBJECT_FIELDS = ("objects", "sustained", "success", "held", "categories", "grasp_distance", "weights",
+                     "trial_sustained")
+
+
 def merge(parts: list[SplitResult]) -> SplitResult:
-    """The shards' results in order, as one result (per-object arrays concatenated)."""
-    first = parts[0]
-    return replace(first, objects=[o for p in parts for o in p.objects],
-                   sustained=np.concatenate([p.sustained for p in parts]),
-                   success=np.concatenate([p.success for p in parts]),
-                   held=np.concatenate([p.held for p in parts]))  # fmt: skip
+    """The shards' results in order, as one result (every per-object field concatenated; one that a shard lacks
+    is None)."""
+
+    def joined(name: str) -> list | np.ndarray | None:
+        values = [getattr(p, name) for p in parts]
+        if any(v is None for v in values):
+            return None
+        return [x for v in values for x in v] if isinstance(values[0], list) else np.concatenate(values)
+
+    return replace(parts[0], **{name: joined(name) for name in PER_OBJECT_FIELDS})
 
 
 def evaluate_sharded(run: str | Path, split: str, trials: int, data_dir: str | None, max_envs: int,

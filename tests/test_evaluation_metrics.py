@@ -22,8 +22,8 @@ from envs.objects.primitives import primitive_objects
 from envs.objects.spec import ConvexPart, ObjectSpec
 from resdex_sb3.evaluate import compare
 from resdex_sb3.run_evaluation import result_json
-from resdex_sb3.evaluation import (EVAL_SEED, confidence_interval, paired_difference, per_object, run_episodes,
-                                   spread_over_categories)
+from resdex_sb3.evaluation import (EVAL_SEED, EpisodeOutcomes, confidence_interval, paired_difference, per_object,
+                                   run_episodes, spread_over_categories)
 from resdex_sb3.run_folder import GATE_FILE, load_run, model_and_stats
 from resdex_sb3.zoo_manager import DEFAULT_CONFIG
 
@@ -71,7 +71,8 @@ def test_sustained_success_tells_a_fly_through_and_a_drop_from_a_hold():
     inside[3, 15:31] = True  # lifted and held for the last 16 steps
     away = task.goal + np.array([0.0, 0.0, -0.3])
     task._object_pos = lambda: np.where(inside[np.arange(4), task.progress][:, None], task.goal, away)
-    sustained, success, held = run_episodes(env, lambda obs: np.zeros((4, 24), np.float32), 30)
+    outcomes = run_episodes(env, lambda obs: np.zeros((4, 24), np.float32), 30)
+    sustained, success, held = outcomes.sustained, outcomes.success, outcomes.held
     np.testing.assert_array_equal(success, [True, True, True, True])
     np.testing.assert_array_equal(sustained, [False, True, False, True])
     np.testing.assert_array_equal(held, [False, False, True, True])
@@ -120,7 +121,7 @@ def test_best_checkpoint_only_on_improvement_and_kept_across_a_resume(tmp_path, 
     def fake_episodes(env, act, length, on_step=None, seed=None):
         share = scripted.pop(0)
         sustained = np.arange(env.num_envs) < round(share * env.num_envs)
-        return sustained, sustained | True, sustained
+        return EpisodeOutcomes(sustained, sustained | True, sustained)
 
     monkeypatch.setattr(split_eval, "run_episodes", fake_episodes)
     best = tmp_path / "best" / "best.json"
@@ -252,7 +253,7 @@ def test_ties_in_sustained_go_to_held_and_the_gate_checkpoint_is_always_kept(tmp
         sustained_share, held_share = scripted.pop(0)
         ids = np.arange(env.num_envs)
         sustained, held = ids < round(sustained_share * env.num_envs), ids < round(held_share * env.num_envs)
-        return sustained, sustained, held
+        return EpisodeOutcomes(sustained, sustained, held)
 
     monkeypatch.setattr(split_eval, "run_episodes", fake_episodes)
     model = _small_model()
