@@ -62,15 +62,24 @@ class Pipeline:
     :param seed: seed of every stage.
     :param config: the pipeline YAML (``zoo_configs/pipeline.yml``).
     :param until: stop once the stage of this name (``base-3``, ``hyper``, ...) is complete; ``None`` runs all.
+    :param overrides: settings that replace the preset's (the ablation grid's own-clustering variants set ``k``).
     """
 
+    #: the record of every stage, in ``out``; only the process that owns the object writes it
+    STATUS_FILE = "pipeline.json"
+
     def __init__(self, preset: str, out: Path, data_dir: str | None = None, seed: int = 0,
-                 config: Path = PIPELINE_CONFIG, until: str | None = None) -> None:  # fmt: skip
+                 config: Path = PIPELINE_CONFIG, until: str | None = None,
+                 overrides: dict[str, Any] | None = None) -> None:  # fmt: skip
         self.preset, self.out, self.data_dir, self.seed, self.until = preset, out, data_dir, seed, until
         self.cfg = load_pipeline_preset(preset, config)
+        unknown = sorted(set(overrides or {}) - set(self.cfg))
+        if unknown:
+            raise ValueError(f"unknown pipeline setting(s) {unknown}; known: {sorted(self.cfg)}")
+        self.cfg.update(overrides or {})
         #: extra arguments of every training command (``$RESDEX_TRAIN_ARGS``, e.g. ``--save-freq 100000``)
         self.train_args = shlex.split(os.environ.get(TRAIN_ARGS_ENV, ""))
-        self.status_path = out / "pipeline.json"
+        self.status_path = out / self.STATUS_FILE
         self.status: dict[str, Any] = json.loads(self.status_path.read_text()) if self.status_path.exists() else {}
 
     # ------------------------------------------------------------------ bookkeeping
@@ -143,13 +152,32 @@ class Pipeline:
         """Run every stage of :meth:`stage_graph`: one after the other in its order (``executor`` None: the first
         error stops the run), or through ``executor.run(self, graph)`` (``resdex_sb3.ray_executor.RayExecutor``:
         independent stages at once on a Ray cluster)."""
+        self.run_graph(self.stage_graph(), executor)
+        print(f"[pipeline] results: {self.out / 'results.md'}")
+
+    def run_graph(self, graph: StageGraph, executor: Any = None) -> None:
+        """Run ``graph``'s stages (of this pipeline) serially, or through ``executor`` (see :meth:`run`)."""
         self.out.mkdir(parents=True, exist_ok=True)
-        graph = self.stage_graph()
         if executor is None:
             graph.run_serial(self._timed)
         else:
             executor.run(self, graph)
-        print(f"[pipeline] results: {self.out / 'results.md'}")
+
+    def bases_graph(self) -> StageGraph:
+        """The stages up to the last base: the object set, the shape codes and clusters, and the bases."""
+        return self.stage_graph().until(f"base-{self.cfg['k'] - 1}")
+
+    def passed_bases(self) -> list[str] | None:
+        """Run names of the bases that passed their gate, in cluster order, as ``pipeline.json`` records them;
+        None until every base stage is done."""
+        records = [self.status.get(f"base-{i}", {}) for i in range(self.cfg["k"])]
+        shape = self.status.get("shape", {})
+        if shape.get("status") != "done":
+            return None
+        clusters = len(shape["result"]["candidates"])
+        if any(r.get("status") != "done" for r in records[:clusters]):
+            return None
+        return [r["result"]["run"] for r in records[:clusters] if r["result"]["passed"]]
 
     def stage_graph(self) -> StageGraph:
         """The stages, in the serial order, each with the stages it depends on: objects -> shape -> base-i (one per
@@ -311,7 +339,7 @@ class Pipeline:
         return {"run": None, "passed": False, "attempts": tried, "reused": reused}
 
     def _train(self, env: str, run: Path, timesteps: int, env_kwargs: dict[str, Any], init: Path | None,
-               preset: str | None = None, seed: int | None = None) -> dict:  # fmt: skip
+               preset: str | None = None, seed: int | None = None, algo: str = "ppo") -> dict:  # fmt: skip
         final = run / f"{env}-v0.zip"
         done = checkpoint_steps(run)
         target = timesteps + (self._init_steps(init) if init is not None else 0)
@@ -325,7 +353,7 @@ class Pipeline:
             return {"run": str(run), "timesteps": done, "reused": True}
         if self.data_dir:
             env_kwargs = {**env_kwargs, "data_dir": self.data_dir}
-        command = [sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", env,
+        command = [sys.executable, "-m", "resdex_sb3.train", "--algo", algo, "--env", env,
                    "--preset", preset or self.preset, "--run-dir", str(run),
                    "--seed", str(self.seed if seed is None else seed),
                    "-tb", str(run / "tb"), "--env-kwargs", *[f"{k}:{v!r}" for k, v in env_kwargs.items()]]  # fmt: skip
@@ -410,6 +438,7 @@ class Pipeline:
         stage_times = {k: v.get("seconds") for k, v in self.status.items() if "seconds" in v}
         lines += ["", "| stage | wall time (s) |", "|---|---|"] + [f"| {k} | {v} |" for k, v in stage_times.items()]
         lines += self._budget_table()
+        lines += self._budget_study()
         lines += [""] + [f"![{plot.stem}]({plot.name})" for plot in self._plot_curves()]
         atomic_write_bytes(self.out / "results.md", ("\n".join(lines) + "\n").encode())
         return {"table": str(self.out / "results.md")}
@@ -442,6 +471,35 @@ class Pipeline:
                 lines.append(f"| {final} | {own + extra_steps:,} | {extra_steps:,} | "
                              f"{(seconds + extra_seconds) / 3600:.2f} |")  # fmt: skip
         return lines
+
+    def _budget_study(self) -> list[str]:
+        """The seed-0 method's stage 2 and the baseline continued to larger budgets (``tools/extend_budget.sh``:
+        runs ``<run>-2x``, ``<run>-4x``), evaluated like the rest: sustained, any-time and held on every split
+        against the total env steps behind each (the method's bases included)."""
+        base_records = [v for k, v in self.status.items() if k.startswith("base-") and isinstance(v.get("result"), dict)]
+        base_steps = sum(a.get("timesteps", 0) for r in base_records for a in r["result"].get("attempts", []))
+        rows = []
+        for prefix, with_bases in (("hyper", True), ("baseline", False)):
+            stage1 = f"{prefix}-stage1{seed_suffix(self.cfg['seeds'][0], self.cfg['seeds'])}"
+            for scale in ("", "-2x", "-4x"):
+                run, cells = prefix + scale, []
+                for split in SPLITS:
+                    path = self.out / "eval" / f"{run}-{split}.json"
+                    if not path.is_file():
+                        break
+                    r = json.loads(path.read_text())
+                    cells.append(f"{100 * r['sustained']:.1f} / {100 * r['success']:.1f} / {100 * r['held']:.1f}")
+                if len(cells) < len(SPLITS) or not (self.out / run).is_dir():
+                    continue
+                own = checkpoint_steps(self.out / stage1) + checkpoint_steps(self.out / run) - \
+                    self._init_steps(self._stage2_init(stage1))
+                total = own + (base_steps if with_bases else 0)
+                rows.append(f"| {run} | {total:,} | " + " | ".join(cells) + " |")
+        if len(rows) < 2:
+            return []
+        return ["", "Budget study: the seed-0 method's stage 2 and the baseline trained on (`tools/extend_budget.sh`), "
+                "evaluated like the rest. Cells: sustained / any-time / held, %.", "",
+                "| run | total env steps | train | unseen_obj | unseen_cat |", "|---|---|---|---|---|", *rows]  # fmt: skip
 
     def _paired_table(self, results: dict[str, Any]) -> list[str]:
         """The method against its best base alone (the best on each split) and against the baseline: the paired

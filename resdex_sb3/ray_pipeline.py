@@ -72,7 +72,7 @@ def run_pipeline(pipeline: Any, address: str, cpus_per_job: float = 2, gpus_per_
     try:
         RayCluster.check_address(address)  # before touching any folder
         pipeline.out = make_out(pipeline.out)
-        pipeline.status_path = pipeline.out / "pipeline.json"
+        pipeline.status_path = pipeline.out / pipeline.STATUS_FILE
         if pipeline.data_dir:
             pipeline.data_dir = str(Path(pipeline.data_dir).expanduser().resolve())
         data_dir = resolve_data_dir(pipeline.data_dir)

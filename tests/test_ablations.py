@@ -1,0 +1,160 @@
+"""The ablation grid (``resdex_sb3.ablations``) and the report built from its files (``resdex_sb3.report``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from resdex_sb3.ablations import AblationGrid
+from resdex_sb3.presets import ABLATIONS_CONFIG, load_ablation_preset
+from resdex_sb3.report import MISSING, Report
+
+REPO = Path(__file__).resolve().parents[1]
+SPLITS = ("train", "unseen_obj", "unseen_cat")
+
+
+def _cli(module: str, *args: str, data: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RESDEX_DATA": str(data)}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=900)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    from envs.objects.build import build_embedded
+    from envs.objects.store import ObjectStore
+
+    data = tmp_path_factory.mktemp("data")
+    build_embedded(ObjectStore(data), "small", proposals=True)  # proposals: the grasp distance D per k (~40 s)
+    return data
+
+
+@pytest.fixture(scope="module")
+def smoke_grid(tmp_path_factory, small_data):
+    """The smoke grid, run in two commands (k1 and k2 over seeds 0 and 1; then TRPO on seed 0), with the rest of
+    the preset's variants never run, and its report."""
+    out = tmp_path_factory.mktemp("grid") / "pipe"
+    first = _cli("resdex_sb3.ablations", "--preset", "smoke", "--out", str(out), "--variants", "k1,k2",
+                 "--seeds", "0,1", data=small_data)  # fmt: skip
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+    second = _cli("resdex_sb3.ablations", "--preset", "smoke", "--out", str(out), "--variants", "trpo",
+                  "--seeds", "0", data=small_data)  # fmt: skip
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
+    report = _cli("resdex_sb3.report", "--runs", str(out), data=small_data)
+    assert report.returncode == 0, report.stderr[-3000:]
+    return out
+
+
+def test_grid_preset_errors_name_the_file_and_the_key(tmp_path):
+    grid = load_ablation_preset("cpu")
+    assert {"k1", "k2", "k4", "k8", "moe_only", "no_proposal", "trpo", "baseline"} <= set(grid["variants"])
+    data = yaml.safe_load(ABLATIONS_CONFIG.read_text())
+    for change, message in ((("kk", 3), r"unknown key\(s\) \['kk'\]"), (("k", 3), "bases .* or k .*not both"),
+                            (("algo", "sac"), "algo must be ppo or trpo")):  # fmt: skip
+        bad = json.loads(json.dumps(data))
+        bad["smoke"]["variants"]["k1"][change[0]] = change[1]
+        path = tmp_path / "ablations.yml"
+        path.write_text(yaml.safe_dump(bad))
+        with pytest.raises(ValueError, match=f"{re.escape(str(path))}: smoke/variants/k1.*{message}"):
+            load_ablation_preset("smoke", path)
+
+
+def test_plan_reuses_the_pipelines_own_runs_for_its_seeds(tmp_path):
+    grid = AblationGrid("cpu", tmp_path, variants=["k1"])
+    plan = grid.plan()
+    assert set(plan["variants"]) == set(load_ablation_preset("cpu")["variants"])  # planned, whether run or not
+    assert plan["seeds"] == [0, 1, 2]
+    k4 = plan["variants"]["k4"]["runs"]
+    assert [k4[s]["stage2"]["run"] for s in ("0", "1", "2")] == ["hyper", "hyper-seed1", "hyper-seed2"]
+    assert k4["1"]["stage1"]["run"] == "hyper-stage1-seed1"
+    assert plan["variants"]["k1"]["runs"]["0"]["stage1"]["run"] == "ablations/k1/stage1-seed0"
+    assert plan["variants"]["k8"]["num_bases"] == 8 and plan["variants"]["baseline"]["num_bases"] == 0
+    assert [n for n in grid.stage_graph().names if not n.startswith("eval-")] == [
+        f"k1-{stage}-seed{seed}" for seed in (0, 1, 2) for stage in ("stage1", "stage2")]
+
+
+def test_report_without_a_grid_is_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "resdex_sb3.report", "--runs", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "resdex_sb3.ablations" in done.stderr
+
+
+def _table(text: str, heading: str) -> list[list[str]]:
+    """Rows (cells) of the markdown table under ``heading``."""
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("|---")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[1:]]
+
+
+def _seed_mean(out: Path, variant: str, stage: str, split: str, key: str, seeds: list[int]) -> float:
+    values = [json.loads((out / "ablations" / "eval" / f"{variant}-{stage}-seed{s}-{split}.json").read_text())[key]
+              for s in seeds]  # fmt: skip
+    return float(np.mean(values))
+
+
+def test_the_report_holds_every_table_and_figure(smoke_grid):
+    text = (smoke_grid / "report" / "report.md").read_text()
+    for heading in ("## ResDex's claims", "## Table 1", "## Table 2", "## Table 3", "## Table 4", "## Table 5",
+                    "## Every variant", "## Figures"):  # fmt: skip
+        assert heading in text, heading
+    for figure in ("curves_steps.png", "curves_wall.png", "success_by_category.png", "weights_by_category.png",
+                   "distance_by_k.png"):  # fmt: skip
+        assert (smoke_grid / "report" / figure).stat().st_size > 1000, figure
+        assert f"({figure})" in text
+    assert "*paper:* ResDex k=4" in text
+
+
+def test_every_table_number_equals_the_evaluation_json_it_came_from(smoke_grid):
+    text = (smoke_grid / "report" / "report.md").read_text()
+    rows = {row[0]: row for row in _table(text, "## Table 2")}
+    for label, variant, seeds in (("ResDex k=1", "k1", [0, 1]), ("ResDex k=2", "k2", [0, 1])):
+        row = rows[label]
+        assert row[1] == "2/2"
+        for i, (split, key) in enumerate((s, m) for s in SPLITS for m in ("sustained", "success", "held")):
+            expected = 100 * _seed_mean(smoke_grid, variant, "stage2", split, key, seeds)
+            assert float(row[2 + i].split(" ± ")[0]) == pytest.approx(expected, abs=0.051), (label, split, key)
+    numbers = json.loads((smoke_grid / "report" / "report.json").read_text())["numbers"]
+    held = numbers["table1"]["ResDex k=1"]["unseen_cat"]["held"]
+    assert held["mean"] == pytest.approx(_seed_mean(smoke_grid, "k1", "stage1", "unseen_cat", "held", [0, 1]))
+    assert held["seeds"] == 2 and len(held["files"]) == 2
+
+
+def test_a_missing_run_is_shown_as_missing_never_as_zero(smoke_grid):
+    text = (smoke_grid / "report" / "report.md").read_text()
+    variants = {row[0]: row for row in _table(text, "## Every variant")}
+    never_run = [label for label in variants if label.startswith(("ResDex k=3", "from-scratch", "ResDex k=2 without"))]
+    assert len(never_run) == 6  # three variants never run, two stages each
+    for label in never_run:
+        assert variants[label][1] == "0/2" and set(variants[label][2:]) == {MISSING}
+    trpo = variants["ResDex k=2 trained with TRPO, stage2"]
+    assert trpo[1] == "1/2" and MISSING not in trpo[2:]  # one of two planned seeds ran: its numbers, not a zero
+    numbers = json.loads((smoke_grid / "report" / "report.json").read_text())["numbers"]
+    assert numbers["variants"]["ResDex k=3 (own clustering), stage1"]["train"]["sustained"] is None
+
+
+def test_rerunning_the_grid_trains_nothing_and_an_unfinished_stage_resumes(smoke_grid, small_data):
+    status_path = smoke_grid / "ablations" / "ablations.json"
+    status = json.loads(status_path.read_text())
+    del status["eval-k1-stage2-seed1-train"]  # as if killed before this evaluation was recorded
+    status_path.write_text(json.dumps(status))
+    again = _cli("resdex_sb3.ablations", "--preset", "smoke", "--out", str(smoke_grid), "--variants", "k1,k2",
+                 "--seeds", "0,1", data=small_data)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resdex_sb3.train" not in again.stdout  # no training command ran
+    assert "eval-k1-stage2-seed1-train: running" in again.stdout
+    assert again.stdout.count(": running") == 1
+
+
+def test_report_is_regenerated_identically_from_the_files(smoke_grid, tmp_path):
+    Report(smoke_grid, tmp_path / "again").build()
+    assert (tmp_path / "again" / "report.md").read_text().replace(str(tmp_path / "again"), "") == \
+        (smoke_grid / "report" / "report.md").read_text().replace(str(smoke_grid / "report"), "")
