@@ -16,10 +16,11 @@ pytest.importorskip("mujoco_warp")
 
 from stable_baselines3.common.env_checker import check_env  # noqa: E402
 
-from envs.config import SceneConfig, TaskConfig  # noqa: E402
+from envs.config import REWARD_MODES, SceneConfig, TaskConfig  # noqa: E402
 from envs.factory import make_vec_env  # noqa: E402
 from envs.objects.primitives import cube, primitive_objects  # noqa: E402
 from envs.objects.spec import ConvexPart, ObjectSpec  # noqa: E402
+from envs.proposals import GraspProposal  # noqa: E402
 from envs.scene import Scene  # noqa: E402
 from envs.scripted import run_scripted_grasp, scripted_action  # noqa: E402
 from envs.task import GraspTask  # noqa: E402
@@ -32,10 +33,10 @@ OBS_ATOL, TERM_ATOL = 1e-3, 1e-3
 CPU = "cpu"
 
 
-def _pair(objects, config: TaskConfig | None = None, scene: Scene | None = None, seed: int = 3):
+def _pair(objects, config: TaskConfig | None = None, scene: Scene | None = None, seed: int = 3, proposals=None):
     """The same task on both backends, seeded alike and reset."""
     scene = scene or Scene()
-    tasks = [GraspTask(objects, config, scene=scene, autoreset=False, num_threads=1, backend=b,
+    tasks = [GraspTask(objects, config, scene=scene, autoreset=False, num_threads=1, backend=b, proposals=proposals,
                        device=CPU if b == "warp" else None) for b in ("mujoco", "warp")]  # fmt: skip
     for task in tasks:
         task.seed([seed + i for i in range(len(objects))])
@@ -78,7 +79,9 @@ def test_scripted_grasp_lifts_the_cube(backend):
 
 def test_observations_and_reward_terms_agree_on_a_grasping_state():
     config = TaskConfig(obs_mode="hyper", reward_mode="stage2")
-    c, w = _pair([cube()], config)
+    # a proposal (palm above the cube, fingers half closed) so that the proposal term is not 0
+    proposal = GraspProposal(np.array([0.0, 0.0, 0.05]), np.array([0.0, 1.0, 0.0, 0.0]), np.full(22, 0.4))
+    c, w = _pair([cube()], config, proposals={"cube": proposal})
     top = c.scene.config.table_height + 2 * c.rest_height
     for step in range(150):  # C MuJoCo's scripted grasp, into the lift
         c.step(scripted_action(c, step, top))
@@ -91,12 +94,14 @@ def test_observations_and_reward_terms_agree_on_a_grasping_state():
     obs_c, obs_w = c._observe(), w._observe()
     print(f"grasping state: max |dobs| {np.abs(obs_c - obs_w).max():.2e}")
     np.testing.assert_allclose(obs_w, obs_c, atol=OBS_ATOL)
-    (terms_c, delta_c), (terms_w, delta_w) = c._reward_terms(act), w._reward_terms(act)
-    assert list(terms_c) == list(terms_w)
-    print("grasping state: max |dterm|", {k: f"{np.abs(terms_c[k] - terms_w[k]).max():.1e}" for k in terms_c})
-    for name in terms_c:
-        np.testing.assert_allclose(terms_w[name], terms_c[name], atol=TERM_ATOL, err_msg=name)
-    np.testing.assert_allclose(delta_w, delta_c, atol=TERM_ATOL)
+    for mode in REWARD_MODES:  # every term of every reward mode
+        c.set_reward_mode(mode), w.set_reward_mode(mode)
+        (terms_c, delta_c), (terms_w, delta_w) = c._reward_terms(act), w._reward_terms(act)
+        assert list(terms_c) == list(terms_w)
+        print(f"grasping state, {mode}: max |dterm|", {k: f"{np.abs(terms_c[k] - terms_w[k]).max():.1e}" for k in terms_c})
+        for name in terms_c:
+            np.testing.assert_allclose(terms_w[name], terms_c[name], atol=TERM_ATOL, err_msg=f"{mode}: {name}")
+        np.testing.assert_allclose(delta_w, delta_c, atol=TERM_ATOL)
 
 
 def _box_hull(half: tuple[float, float, float]) -> ObjectSpec:
