@@ -132,32 +132,33 @@ class WarpSim:
         self.sensordata: np.ndarray
         self.xaxis: np.ndarray
         self._overflow: np.ndarray
-        self._pull()
+        self.pull()
         self._overflow_seen = self._overflow.copy()
         self._blowup_overflow = int(mjw.OverflowType.NEFC | mjw.OverflowType.BROADPHASE | mjw.OverflowType.NARROWPHASE)
         self._graph: Any = None
         self._graph_substeps = 0
 
     # ------------------------------------------------------------------ host <-> device
-    def _push(self) -> None:
+    def push(self) -> None:
+        """Copy the host arrays the task writes to the device (nothing to do on the CPU device: they are views)."""
         for name in PUSHED_FIELDS:
             if name in self._mirrors:
                 device, host = self._mirrors[name]
                 self._wp.copy(device, host)
 
-    def _pull(self) -> None:
+    def pull(self) -> None:
+        """Copy the device state to the host arrays (nothing to do on the CPU device) and wait for the device."""
         for device, host in self._mirrors.values():
             self._wp.copy(host, device)
-        if self._mirrors:
-            self._wp.synchronize_device(self.device)
+        self._wp.synchronize_device(self.device)
 
     # ------------------------------------------------------------------ BatchedSim interface
     def step(self, substeps: int) -> np.ndarray:
         """Advance every world; return a bool mask of those that blew up (non-finite or huge state, or a contact /
         constraint buffer overflow, after which that world's physics is wrong)."""
-        self._push()
+        self.push()
         self.step_physics(substeps)
-        self._pull()
+        self.pull()
         failed = ~(np.isfinite(self.qpos).all(axis=1) & np.isfinite(self.qvel).all(axis=1))
         with np.errstate(invalid="ignore"):
             failed |= (np.abs(self.qpos) > MAX_STATE_VALUE).any(axis=1) | (np.abs(self.qvel) > MAX_STATE_VALUE).any(axis=1)
@@ -193,17 +194,17 @@ class WarpSim:
         # BatchedSim, which forwards only ``ids``, leaves them)
         keep = ~mask
         sensors, axes = self.sensordata[keep].copy(), self.xaxis[keep].copy()
-        self._push()
+        self.push()
         with wp.ScopedDevice(self.device):
             mjw.reset_data(self.mjw_model, self.mjw_data, wp.array(mask, dtype=bool))
-        self._pull()
+        self.pull()
         self.qpos[ids] = qpos
         self.qvel[ids] = 0.0 if qvel is None else qvel
         self.ctrl[ids] = 0.0
-        self._push()
+        self.push()
         with wp.ScopedDevice(self.device):
             mjw.forward(self.mjw_model, self.mjw_data)
-        self._pull()
+        self.pull()
         self.sensordata[keep], self.xaxis[keep] = sensors, axes
         self._overflow_seen[ids] = self._overflow[ids]
 
