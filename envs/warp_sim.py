@@ -43,6 +43,8 @@ NJMAX_PER_WORLD = 256
 #: A primitive geom that a world's object does not use sits this far (m) from its body, shrunk to PARK_SIZE (m).
 PARK_DISTANCE = 100.0
 PARK_SIZE = 1e-4
+#: Size of the base model's object geoms: valid for every geom type; every world overrides it.
+TEMPLATE_SIZE = (0.01, 0.01, 0.01)
 #: MuJoCo's mjMAXVAL: a |qpos| or |qvel| entry above it is a blow-up, as in mj_checkPos / mj_checkVel.
 MAX_STATE_VALUE = 1e10
 #: Per-world model fields, by the object dimension they index.
@@ -115,23 +117,11 @@ class WarpSim:
             mujoco.mj_forward(base, data)
             self.mjw_data = mjw.put_data(base, data, nworld=n, nconmax=nconmax, njmax=njmax)
         self._on_cpu = self.device.is_cpu
-        self._mirrors: dict[str, Any] = {}
-        for name in HOST_FIELDS + ("overflow",):
-            array = getattr(self.mjw_data, name)
-            if self._on_cpu:
-                view = array.numpy()  # shares the warp array's memory on the CPU device
-            else:
-                host = wp.empty(array.shape, dtype=array.dtype, device="cpu", pinned=True)
-                self._mirrors[name] = (array, host)
-                view = host.numpy()
-            setattr(self, name if name != "overflow" else "_overflow", view)
-        self.qpos: np.ndarray
-        self.qvel: np.ndarray
-        self.ctrl: np.ndarray
-        self.qacc_warmstart: np.ndarray
-        self.sensordata: np.ndarray
-        self.xaxis: np.ndarray
-        self._overflow: np.ndarray
+        self._mirrors: dict[str, tuple[Any, Any]] = {}  # CUDA only: name -> (device array, pinned host array)
+        self.ctrl, self.qpos, self.qvel, self.qacc_warmstart, self.sensordata, self.xaxis = (
+            self._host_view(name) for name in HOST_FIELDS
+        )
+        self._overflow = self._host_view("overflow")
         self.pull()
         self._overflow_seen = self._overflow.copy()
         self._blowup_overflow = int(mjw.OverflowType.NEFC | mjw.OverflowType.BROADPHASE | mjw.OverflowType.NARROWPHASE)
@@ -139,6 +129,15 @@ class WarpSim:
         self._graph_substeps = 0
 
     # ------------------------------------------------------------------ host <-> device
+    def _host_view(self, name: str) -> np.ndarray:
+        """A numpy array for data field ``name``: the warp array's own memory on the CPU device, else a mirror."""
+        array = getattr(self.mjw_data, name)
+        if self._on_cpu:
+            return array.numpy()  # shares memory on the CPU device
+        host = self._wp.empty(array.shape, dtype=array.dtype, device="cpu", pinned=True)
+        self._mirrors[name] = (array, host)
+        return host.numpy()
+
     def push(self) -> None:
         """Copy the host arrays the task writes to the device (nothing to do on the CPU device: they are views)."""
         for name in PUSHED_FIELDS:
@@ -224,15 +223,15 @@ class WarpSim:
         return data
 
 
-def _slot_parts(obj: ObjectSpec) -> list[tuple[str, int, str]]:
-    """(slot geom name, slot index, kind) of each part, assigned to slots as ``Scene`` assigns them."""
+def _slot_parts(obj: ObjectSpec) -> list[tuple[str, str]]:
+    """(slot geom name, kind) of each part, assigned to slots as ``Scene._compile_object`` assigns them."""
     prim, hull, out = 0, 0, []
     for part in obj.parts:
         if part.kind == "hull":
-            out.append((f"object_hull{hull}", hull, "hull"))
+            out.append((f"object_hull{hull}", "hull"))
             hull += 1
         else:
-            out.append((f"object_prim{prim}", prim, part.kind))
+            out.append((f"object_prim{prim}", part.kind))
             prim += 1
     return out
 
@@ -252,16 +251,16 @@ def _base_model_and_tables(
     mesh_of: dict[tuple[int, str], str] = {}  # (object row, slot geom) -> its mesh in the base model
     for slot in range(cfg.primitive_slots):
         slot_name = f"object_prim{slot}"
-        kinds = list(dict.fromkeys(k for o in unique for s, _, k in _slot_parts(o) if s == slot_name))
+        kinds = list(dict.fromkeys(k for o in unique for s, k in _slot_parts(o) if s == slot_name))
         template = spec.geom(slot_name)
         if not kinds:
             template.contype, template.conaffinity = 0, 0  # no object of this batch uses the slot
             continue
-        template.type, template.size = _geom_type(kinds[0]), [0.01, 0.01, 0.01]  # valid for every type; set per world
+        template.type, template.size = _geom_type(kinds[0]), list(TEMPLATE_SIZE)
         geom_role[slot_name] = (slot_name, kinds[0])
         for kind in kinds[1:]:
             name = f"{slot_name}_{kind}"
-            body.add_geom(name=name, type=_geom_type(kind), size=[0.01, 0.01, 0.01], rgba=list(template.rgba),
+            body.add_geom(name=name, type=_geom_type(kind), size=list(TEMPLATE_SIZE), rgba=list(template.rgba),
                           condim=template.condim, friction=list(template.friction), solimp=list(template.solimp),
                           priority=template.priority)  # fmt: skip
             geom_role[name] = (slot_name, kind)
@@ -287,12 +286,14 @@ def _base_model_and_tables(
     for row, (obj, model) in enumerate(zip(unique, models)):
         for f in BODY_FIELDS + DOF_FIELDS:
             tables[f][row] = getattr(model, f)
-        uses = {(s, k) for s, _, k in _slot_parts(obj)}
+        uses = set(_slot_parts(obj))
         for name, (slot_name, kind) in geom_role.items():
             g = base.geom(name).id
             c = model.geom(slot_name).id
             if (slot_name, kind) not in uses:
                 _park(tables, row, g)
+                if kind == "hull":
+                    tables["geom_dataid"][row, g] = -1  # the mesh is absent from this object's worlds
                 continue
             for f in ("geom_size", "geom_aabb", "geom_rbound", "geom_pos", "geom_quat"):
                 tables[f][row, g] = getattr(model, f)[c]
@@ -300,10 +301,6 @@ def _base_model_and_tables(
                 mesh = base.mesh(mesh_of[(row, slot_name)]).id
                 _check_same_mesh(base, mesh, model, int(model.geom_dataid[c]), obj.name)
                 tables["geom_dataid"][row, g] = mesh
-        for name in (n for n in geom_role if geom_role[n][1] == "hull"):
-            g = base.geom(name).id
-            if (geom_role[name][0], "hull") not in uses:
-                tables["geom_dataid"][row, g] = -1  # the mesh is absent from this object's worlds
     return base, tables, world_object
 
 

@@ -207,3 +207,15 @@ def test_bad_backend_options_are_named():
         make_vec_env("ResDexBase", num_envs=1, backend="warp", device="tpu")
     with pytest.raises(ValueError, match="cloud_mode 'camera'"):
         make_vec_env("ResDexVision", num_envs=1, backend="warp", device=CPU, cloud_mode="camera")
+
+
+def test_cpu_runs_are_deterministic():
+    runs = []
+    for _ in range(2):
+        task = GraspTask([cube()], autoreset=False, num_threads=1, backend="warp", device=CPU)
+        task.seed([5])
+        task.reset()
+        for a in np.random.default_rng(1).uniform(-1, 1, size=(10, 1, 24)):
+            task.step(a)
+        runs.append(task.sim.qpos.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
