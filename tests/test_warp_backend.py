@@ -219,3 +219,15 @@ def test_cpu_runs_are_deterministic():
             task.step(a)
         runs.append(task.sim.qpos.copy())
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_env_kwargs_choose_the_backend():
+    from resdex_sb3.env_builder import build_env  # what --env-kwargs "backend:'warp'" "device:'cpu'" reach
+
+    env = build_env("ResDexHyper-v0", 2, 0, {"object_set": "embedded-small", "backend": "warp", "device": "cpu"})
+    assert env.task.backend == "warp" and env.task.sim.device.is_cpu
+    env.reset()
+    obs, _, _, _ = env.step(np.zeros((2, 24), np.float32))
+    assert obs.shape == (2, 202) and np.isfinite(obs).all()
+    with pytest.raises(ValueError, match="option backend 'physx'"):
+        build_env("ResDexBase-v0", 2, 0, {"backend": "physx"})
