@@ -1,4 +1,5 @@
-"""Env-steps/s of raw ``Batch.step`` physics and of our VecEnv, measured side by side in one run.
+"""Env-steps/s of raw physics (``Batch.step``, or MuJoCo Warp's step with ``--backend warp``) and of our VecEnv,
+measured side by side in one run.
 
 The VecEnv figure includes action validation and mapping, observations, rewards, infos and auto-resets of
 random-action episodes. Both run the same primitive-object batch with the same thread count; the two are
@@ -16,6 +17,7 @@ import time
 import numpy as np
 
 import envs  # noqa: F401
+from envs.config import BACKENDS
 from envs.factory import make_vec_env
 
 
@@ -27,10 +29,17 @@ def _raw_rate(env, steps: int) -> float:
     for k in range(steps):  # untimed: map random actions to controls exactly as the task does
         env.task._apply_actions(rng.uniform(-1, 1, size=(env.num_envs, 24)))
         ctrl[k] = sim.ctrl
+    warp = env.task.backend == "warp"
     start = time.perf_counter()
     for k in range(steps):
         sim.ctrl[:] = ctrl[k]
-        sim.batch.step(nstep=substeps)
+        if warp:  # controls to the device (a no-op on warp's CPU device), then the device step alone
+            sim.push()
+            sim.step_physics(substeps)
+        else:
+            sim.batch.step(nstep=substeps)
+    if warp:
+        sim.pull()  # waits for the device
     return steps * env.num_envs / (time.perf_counter() - start)
 
 
@@ -51,15 +60,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short rounds (under a minute)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="physics threads (mujoco backend)")
+    parser.add_argument("--backend", choices=BACKENDS, default="mujoco")
+    parser.add_argument("--device", default=None, help="warp device (warp backend; default CUDA when present)")
+    parser.add_argument("--steps", type=int, default=None, help="control steps per round (default 200, --quick 40)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per size (default 5, --quick 3)")
     args = parser.parse_args()
     steps, rounds = (40, 3) if args.quick else (200, 5)
-    print(f"threads={args.threads} steps/round={steps} rounds={rounds} (best round kept)")
+    steps, rounds = args.steps or steps, args.rounds or rounds
+    engine = f"backend=warp device={args.device or 'auto'}" if args.backend == "warp" else f"threads={args.threads}"
+    print(f"{engine} steps/round={steps} rounds={rounds} (best round kept)")
     ratio = float("nan")
     for n in args.sizes:
         rss_before = _rss_mib()
-        env = make_vec_env("ResDexHyper", num_envs=n, seed=0, num_threads=args.threads)
+        start = time.perf_counter()
+        env = make_vec_env("ResDexHyper", num_envs=n, seed=0, num_threads=args.threads, backend=args.backend,
+                           device=args.device)  # fmt: skip
         env.reset()
+        env.step(np.zeros((n, 24), np.float32))  # warp: the first step compiles or loads its kernels
+        build_s = time.perf_counter() - start
         rss_per_env_kib = (_rss_mib() - rss_before) * 1024 / n
         _vec_rate(env, 5)  # warm-up: first contacts, caches
         raw, vec = 0.0, 0.0
@@ -67,8 +86,9 @@ def main() -> None:
             raw = max(raw, _raw_rate(env, steps))
             vec = max(vec, _vec_rate(env, steps))
         ratio = vec / raw
-        print(f"N={n:5d}  raw Batch.step {raw:9.0f} env-steps/s   VecEnv {vec:9.0f} env-steps/s   "
-              f"VecEnv/raw {ratio:.3f}   peak RSS growth {rss_per_env_kib:.1f} KiB/env")  # fmt: skip
+        raw_name = "raw warp step" if args.backend == "warp" else "raw Batch.step"
+        print(f"N={n:5d}  {raw_name} {raw:9.0f} env-steps/s   VecEnv {vec:9.0f} env-steps/s   "
+              f"VecEnv/raw {ratio:.3f}   peak RSS growth {rss_per_env_kib:.1f} KiB/env   build+first step {build_s:.1f} s")  # fmt: skip
     print(f"ratio: {ratio:.3f}")
 
 

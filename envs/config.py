@@ -46,6 +46,8 @@ class SceneConfig:
 
 
 OBS_MODES = ("base", "hyper")
+#: Physics engines behind the task: C MuJoCo's ``mujoco.batch.Batch`` (``envs.sim``) or MuJoCo Warp (``envs.warp_sim``).
+BACKENDS = ("mujoco", "warp")
 REWARD_MODES = ("base", "base_hold", "stage1", "stage2", "stage2_hold")
 
 

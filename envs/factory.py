@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.backends import check_backend_options
 from envs.config import SceneConfig, TaskConfig
 from envs.objects.primitives import primitive_objects
 from envs.objects.spec import ObjectSpec
@@ -36,6 +37,8 @@ def make_vec_env(
     num_threads: int = 0,
     render_mode: str | None = None,
     points: Mapping[str, np.ndarray] | None = None,
+    backend: str = "mujoco",
+    device: str | None = None,
     **task_kwargs: Any,
 ) -> ResDexVecEnv:
     """N batched envs of ``variant`` (``ResDexBase``, ``ResDexHyper`` or ``ResDexVision``; ``-v0`` accepted)
@@ -43,18 +46,21 @@ def make_vec_env(
 
     ``task_kwargs`` override ``TaskConfig`` fields (for example ``reward_mode="stage2"``) and, for
     ``ResDexVision``, ``VisionConfig`` fields (``cloud_mode="camera"``); ``points`` are the objects' stored
-    surface points (object name -> (M, 3)) its ``gt_pose`` clouds are drawn from.
+    surface points (object name -> (M, 3)) its ``gt_pose`` clouds are drawn from. ``backend`` is the physics
+    engine (``mujoco``: C MuJoCo on ``num_threads`` CPU threads; ``warp``: MuJoCo Warp on ``device``, CUDA when
+    present by default).
     """
     name = variant.removesuffix("-v0")
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
+    check_backend_options(backend, device)
     vision_kwargs: dict[str, Any] = {}
     if name in VISION_VARIANTS:
         vision_kwargs, task_kwargs = split_vision_options(task_kwargs)
     config = TaskConfig.from_kwargs(**{**VARIANTS[name], **task_kwargs})
     assigned = assign_objects(list(objects or primitive_objects()), num_envs)
     common = dict(scene_config=scene_config, shape_codes=shape_codes, proposals=proposals, num_threads=num_threads,
-                  autoreset=True)  # fmt: skip
+                  autoreset=True, backend=backend, device=device)  # fmt: skip
     if name in VISION_VARIANTS:
         task: GraspTask = VisionGraspTask(assigned, config, VisionConfig.from_kwargs(**vision_kwargs), points, **common)
     else:

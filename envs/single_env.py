@@ -26,6 +26,8 @@ class ResDexGraspEnv(gym.Env):
     :param render_mode: ``rgb_array`` or None.
     :param variant: a registered variant whose settings the task options extend (``ResDexVision`` needs it:
         its task is a ``VisionGraspTask`` and its options may also be ``VisionConfig`` fields).
+    :param backend: physics engine, ``mujoco`` or ``warp``.
+    :param device: warp device for the ``warp`` backend (None: CUDA when present, else the CPU).
     :param task_kwargs: task options (``TaskConfig`` fields) when ``task_config`` is omitted.
     """
 
@@ -38,6 +40,8 @@ class ResDexGraspEnv(gym.Env):
         scene_config: SceneConfig | None = None,
         render_mode: str | None = None,
         variant: str | None = None,
+        backend: str = "mujoco",
+        device: str | None = None,
         **task_kwargs: Any,
     ) -> None:
         if task_config is not None and task_kwargs:
@@ -54,10 +58,11 @@ class ResDexGraspEnv(gym.Env):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
         objects = [obj or cube()]
         if vision is None:
-            self.task = GraspTask(objects, config, scene_config=scene_config, num_threads=1, autoreset=False)
+            self.task = GraspTask(objects, config, scene_config=scene_config, num_threads=1, autoreset=False,
+                                  backend=backend, device=device)  # fmt: skip
         else:
             self.task = VisionGraspTask(objects, config, vision, scene_config=scene_config, num_threads=1,
-                                        autoreset=False)  # fmt: skip
+                                        autoreset=False, backend=backend, device=device)  # fmt: skip
         clip = config.obs_clip
         self.observation_space = gym.spaces.Box(-clip, clip, (self.task.obs_dim,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)

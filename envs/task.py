@@ -23,7 +23,7 @@ from envs.objects.spec import ObjectSpec
 from envs.proposals import GraspProposal
 from envs.rewards import PROPOSAL_WEIGHT, TERMS, GraspQuantities, reward_terms
 from envs.scene import HAND_JOINTS, Scene
-from envs.sim import BatchedSim
+from envs.backends import make_sim
 
 ACTION_DIM = 24
 RESET_CLEARANCE = 0.002  # objects start 2 mm above the table and settle
@@ -69,6 +69,8 @@ class GraspTask:
         them for the start yaw and the proposal reward. Objects without any start unyawed and get no proposal term.
     :param num_threads: physics threads (0: all CPUs).
     :param autoreset: reset finished envs inside ``step`` (VecEnv semantics) or leave them to ``reset``.
+    :param backend: physics engine, ``mujoco`` (C MuJoCo, CPU threads) or ``warp`` (MuJoCo Warp, CUDA or CPU).
+    :param device: warp device for the ``warp`` backend (None: CUDA when present, else the CPU).
     """
 
     def __init__(
@@ -81,10 +83,13 @@ class GraspTask:
         proposals: Mapping[str, ProposalEntry] | None = None,
         num_threads: int = 0,
         autoreset: bool = True,
+        backend: str = "mujoco",
+        device: str | None = None,
     ) -> None:
         self.config = task_config or TaskConfig()
         self.scene = scene or Scene(scene_config)
-        self.sim = BatchedSim(self.scene, objects, num_threads)
+        self.backend = backend
+        self.sim = make_sim(self.scene, objects, backend, num_threads, device)
         self.objects = list(objects)
         self.num_envs = n = len(objects)
         self.autoreset = autoreset

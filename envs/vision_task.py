@@ -36,6 +36,8 @@ class VisionGraspTask(GraspTask):
     :param proposals: object name -> grasp proposal.
     :param num_threads: physics threads (0: all CPUs).
     :param autoreset: reset finished envs inside ``step``.
+    :param backend: physics engine (``mujoco`` or ``warp``; camera clouds need ``mujoco``).
+    :param device: warp device for the ``warp`` backend.
     """
 
     def __init__(
@@ -50,6 +52,8 @@ class VisionGraspTask(GraspTask):
         proposals: Mapping[str, GraspProposal] | None = None,
         num_threads: int = 0,
         autoreset: bool = True,
+        backend: str = "mujoco",
+        device: str | None = None,
     ) -> None:
         task_config = task_config or TaskConfig(obs_mode="hyper")
         if task_config.obs_mode != "hyper":
@@ -57,7 +61,11 @@ class VisionGraspTask(GraspTask):
                              f"got obs_mode={task_config.obs_mode!r}")  # fmt: skip
         self.vision = vision_config or VisionConfig()
         self._cloud_rng = np.random.default_rng(0)  # deterministic by default, like the parent's reset draws
-        super().__init__(objects, task_config, scene, scene_config, shape_codes, proposals, num_threads, autoreset)
+        if backend != "mujoco" and self.vision.cloud_mode == "camera":
+            raise ValueError(f"option cloud_mode 'camera' needs backend 'mujoco' (its depth rays are cast on C MuJoCo's "
+                             f"batch), not {backend!r}; use cloud_mode 'gt_pose'")  # fmt: skip
+        super().__init__(objects, task_config, scene, scene_config, shape_codes, proposals, num_threads, autoreset,
+                         backend, device)  # fmt: skip
         self.privileged_dim = self.obs_dim
         self.obs_dim = STUDENT_DIM + self.privileged_dim
         self._obs = np.zeros((self.num_envs, self.obs_dim), dtype=np.float32)

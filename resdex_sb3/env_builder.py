@@ -7,7 +7,9 @@
 - ``shape_codes``: path of a codes file (hyper observation), ``base_models``: frozen base runs (hyper variant);
 - ``residual``: with ``base_models``, whether the hyper action ends in a 24-d residual (default true, ResDex) or
   is the mixing logits alone (false: the "MoE, weights only" ablation; train it with ``residual_dim=0``);
-- ``num_threads``: physics threads (0 = all cores).
+- ``num_threads``: physics threads (0 = all cores) of the ``mujoco`` backend;
+- ``backend``: physics engine, ``mujoco`` (default, C MuJoCo) or ``warp`` (MuJoCo Warp); ``device``: its warp
+  device (``cpu``, ``cuda:0`` ...; default CUDA when present).
 
 ``ResDexVision`` also takes ``envs.vision.VisionConfig`` fields (``cloud_mode``, ``privileged`` ...); its
 ``gt_pose`` clouds come from the object set's stored surface points.
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
+from envs.backends import check_backend_options
 from envs.factory import make_vec_env
 from envs.config import TaskConfig
 from envs.objects.catalog import DEFAULT_SET, ObjectSet, load_object_set
@@ -33,7 +36,7 @@ from envs.vision import VISION_OPTIONS
 from resdex_sb3.run_folder import resolve_run_path
 
 ENV_OPTIONS = ("object_set", "data_dir", "split", "objects", "shape_codes", "base_models", "residual",
-               "num_threads")  # fmt: skip
+               "num_threads", "backend", "device")  # fmt: skip
 #: What every evaluation env overrides in a run's ``env_kwargs``: all envs start one whole episode together,
 #: whereas training desynchronises them (``random_initial_progress``).
 EVALUATION_OPTIONS: dict[str, Any] = {"random_initial_progress": False}
@@ -92,6 +95,7 @@ def build_env(env_id: str, n_envs: int, seed: int | None, env_kwargs: Mapping[st
     options, task_kwargs = split_env_kwargs(env_kwargs)
     check_env_kwargs(env_id, task_kwargs)
     check_residual_option(options)
+    check_backend_options(options.get("backend", "mujoco"), options.get("device"))  # before loading any object
     objset = object_set or load_object_set(object_set_name(options), options.get("data_dir"))
     objects = select_objects(objset, options.get("split", "train"), options.get("objects"))
     codes = None
@@ -100,7 +104,7 @@ def build_env(env_id: str, n_envs: int, seed: int | None, env_kwargs: Mapping[st
     env: VecEnv = make_vec_env(
         env_id, n_envs, objects, seed=seed, scene_config=objset.scene_config, shape_codes=codes,
         proposals=objset.proposals, num_threads=int(options.get("num_threads", 0)), points=objset.points,
-        **task_kwargs,
+        backend=options.get("backend", "mujoco"), device=options.get("device"), **task_kwargs,
     )  # fmt: skip
     bases = options.get("base_models")
     if bases:
