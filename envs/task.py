@@ -18,12 +18,12 @@ import mujoco
 import numpy as np
 
 from envs import quaternions as quat
+from envs.backends import make_sim
 from envs.config import SceneConfig, TaskConfig
 from envs.objects.spec import ObjectSpec
 from envs.proposals import GraspProposal
 from envs.rewards import PROPOSAL_WEIGHT, TERMS, GraspQuantities, reward_terms
 from envs.scene import HAND_JOINTS, Scene
-from envs.backends import make_sim
 
 ACTION_DIM = 24
 RESET_CLEARANCE = 0.002  # objects start 2 mm above the table and settle

@@ -80,7 +80,8 @@ class Figures:
             line = ax.plot(grid, ys.mean(axis=0), label=f"{variant['label']} ({len(curves)} seeds)")[0]
             ax.fill_between(grid, ys.min(axis=0), ys.max(axis=0), alpha=0.2, color=line.get_color())
             drawn += 1
-        title = f"Sustained success on train (periodic evaluation) against {AXES[x]}, seed mean and range"
+        title = (f"Sustained success on train (periodic evaluation) against {AXES[x]}, seed mean and range; the "
+                 "hyper-policies' own stage 1 and 2 (their bases' training is not on the axis)")
         if not drawn:
             plt.close(fig)
             self.made.append((title, None))
