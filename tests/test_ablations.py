@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,43 +12,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from subprocess_cli import REPO, run_module
 
 from resdex_sb3.ablations import AblationGrid
+from resdex_sb3.pipeline import Pipeline
 from resdex_sb3.presets import ABLATIONS_CONFIG, load_ablation_preset
 from resdex_sb3.report import MISSING, Report
 
-REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "unseen_obj", "unseen_cat")
 
 
-def _cli(module: str, *args: str, data: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RESDEX_DATA": str(data)}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=900)  # fmt: skip
-
-
 @pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
-    from envs.objects.build import build_embedded
-    from envs.objects.store import ObjectStore
-
-    data = tmp_path_factory.mktemp("data")
-    build_embedded(ObjectStore(data), "small", proposals=True)  # proposals: the grasp distance D per k (~40 s)
-    return data
-
-
-@pytest.fixture(scope="module")
-def smoke_grid(tmp_path_factory, small_data):
-    """The smoke grid, run in two commands (k1 over seeds 0 and 1; then k2, the pipeline's method, on seed 0 of its
-    two), with the rest of the preset's variants never run, and its report."""
+def smoke_grid(tmp_path_factory, small_data, smoke_pipeline):
+    """The smoke grid in a copy of the session's smoke pipeline (its bases, and its method as k2's seed 0), run in
+    two commands (k1 over seeds 0 and 1; then k2 on seed 0 of its two: reused, evaluated only), with the rest of the
+    preset's variants never run, and its report."""
     out = tmp_path_factory.mktemp("grid") / "pipe"
-    first = _cli("resdex_sb3.ablations", "--preset", "smoke", "--out", str(out), "--variants", "k1",
-                 "--seeds", "0,1", data=small_data)  # fmt: skip
+    shutil.copytree(smoke_pipeline, out)
+    status = out / Pipeline.STATUS_FILE
+    status.write_text(status.read_text().replace(str(smoke_pipeline), str(out)))
+    first = run_module("resdex_sb3.ablations", "--preset", "smoke", "--out", str(out), "--variants", "k1",
+                       "--seeds", "0,1", data=small_data)  # fmt: skip
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
-    second = _cli("resdex_sb3.ablations", "--preset", "smoke", "--out", str(out), "--variants", "k2",
-                  "--seeds", "0", data=small_data)  # fmt: skip
+    second = run_module("resdex_sb3.ablations", "--preset", "smoke", "--out", str(out), "--variants", "k2",
+                        "--seeds", "0", data=small_data)  # fmt: skip
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
-    report = _cli("resdex_sb3.report", "--runs", str(out), data=small_data)
+    report = run_module("resdex_sb3.report", "--runs", str(out), data=small_data)
     assert report.returncode == 0, report.stderr[-3000:]
     return out
 
@@ -147,8 +136,8 @@ def test_rerunning_the_grid_trains_nothing_and_an_unfinished_stage_resumes(smoke
     status = json.loads(status_path.read_text())
     del status["eval-k1-stage2-seed1-train"]  # as if killed before this evaluation was recorded
     status_path.write_text(json.dumps(status))
-    again = _cli("resdex_sb3.ablations", "--preset", "smoke", "--out", str(smoke_grid), "--variants", "k1",
-                 "--seeds", "0,1", data=small_data)  # fmt: skip
+    again = run_module("resdex_sb3.ablations", "--preset", "smoke", "--out", str(smoke_grid), "--variants", "k1",
+                       "--seeds", "0,1", data=small_data)  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resdex_sb3.train" not in again.stdout  # no training command ran
     assert "eval-k1-stage2-seed1-train: running" in again.stdout

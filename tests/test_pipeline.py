@@ -3,63 +3,44 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
+from subprocess_cli import run_module
 
 from resdex_sb3.presets import PIPELINE_CONFIG as CONFIG
 from resdex_sb3.presets import load_pipeline_preset as load_preset
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
-    from envs.objects.build import build_embedded
-    from envs.objects.store import ObjectStore
-
-    data = tmp_path_factory.mktemp("data")
-    build_embedded(ObjectStore(data), "small", proposals=False)
-    return data
-
-
-def _pipeline(out: Path, data: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RESDEX_DATA": str(data)}
-    return subprocess.run([sys.executable, "-m", "resdex_sb3.pipeline", "--preset", "smoke", "--out", str(out)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
-
-
-def test_smoke_pipeline_end_to_end_then_resume_a_killed_stage(tmp_path, small_data):
-    out = tmp_path / "pipe"
-    done = _pipeline(out, small_data)
-    assert done.returncode == 0, done.stderr[-3000:]
-    status = json.loads((out / "pipeline.json").read_text())
+def test_smoke_pipeline_end_to_end_then_resume_a_killed_stage(tmp_path, small_data, smoke_pipeline):
+    status = json.loads((smoke_pipeline / "pipeline.json").read_text())
     assert all(stage["status"] == "done" for stage in status.values())
     for run in ("base-0", "base-1", "hyper-stage1", "hyper", "baseline-stage1", "baseline"):
-        assert (out / run / "ResDexHyper-v0.zip").exists() or (out / run / "ResDexBase-v0.zip").exists(), run
-    table = (out / "results.md").read_text()
+        assert (smoke_pipeline / run / "ResDexHyper-v0.zip").exists() or \
+            (smoke_pipeline / run / "ResDexBase-v0.zip").exists(), run
+    table = (smoke_pipeline / "results.md").read_text()
     for split in ("train", "unseen_obj", "unseen_cat"):
         assert f"| method | {split} |" in table and f"| baseline | {split} |" in table
-    clusters = json.loads((out / "shape" / "clusters.json").read_text())
+    clusters = json.loads((smoke_pipeline / "shape" / "clusters.json").read_text())
     assert len(clusters["clusters"]) == 2
-    hyper_config = yaml.safe_load((out / "hyper" / "ResDexHyper-v0" / "config.yml").read_text().replace("!!python/object/apply:collections.OrderedDict", ""))
+    hyper_config = yaml.safe_load((smoke_pipeline / "hyper" / "ResDexHyper-v0" / "config.yml").read_text().replace("!!python/object/apply:collections.OrderedDict", ""))
     assert "base_models" in str(hyper_config)
-    baseline_config = (out / "baseline" / "ResDexHyper-v0" / "config.yml").read_text()
+    baseline_config = (smoke_pipeline / "baseline" / "ResDexHyper-v0" / "config.yml").read_text()
     assert "MultiTaskPolicy" in baseline_config and "base_models" not in baseline_config
-    _assert_stage2_continues_stage1(out / "hyper-stage1", out / "hyper")
+    _assert_stage2_continues_stage1(smoke_pipeline / "hyper-stage1", smoke_pipeline / "hyper")
 
+    out = tmp_path / "pipe"  # the session's pipeline is shared: kill a stage of a copy
+    shutil.copytree(smoke_pipeline, out)
     # a stage killed after its last checkpoint: final model gone, status not done -> it continues from there
     (out / "hyper" / "ResDexHyper-v0.zip").unlink()
     status["hyper"]["status"] = "running"
     for key in [k for k in status if k.startswith("eval-method") or k == "report"]:
         del status[key]
-    (out / "pipeline.json").write_text(json.dumps(status))
+    (out / "pipeline.json").write_text(json.dumps(status).replace(str(smoke_pipeline), str(out)))
     before = json.loads((out / "hyper" / "checkpoint.json").read_text())["num_timesteps"]
-    again = _pipeline(out, small_data)
+    again = run_module("resdex_sb3.pipeline", "--preset", "smoke", "--out", str(out), data=small_data)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "base-0: done, skipped" in again.stdout
     # the killed stage resumes from its checkpoint: here that one holds the whole budget, so it becomes the final
