@@ -169,25 +169,28 @@ def confidence_interval(values: np.ndarray, level: float = 0.95) -> tuple[float,
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def paired_difference(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+def paired_difference(a: np.ndarray, b: np.ndarray, level: float = 0.95,
+                      bounds: tuple[float, float] | None = (-1.0, 1.0)) -> tuple[float, float, float]:  # fmt: skip
     """Mean per-object difference ``a - b`` of two policies evaluated on the same objects and seeds, with a
-    t-interval over objects: ``(mean, low, high)``, clipped to [-1, 1].
+    t-interval over objects: ``(mean, low, high)``, clipped to ``bounds`` (a difference of two rates lies in
+    [-1, 1]; None for unbounded quantities such as the grasp distance D).
 
     Pairing removes the between-object spread (hard objects are hard for both policies), so the interval is much
     narrower than comparing two split intervals. With one object there is no spread to estimate: the interval is
-    the whole possible range [-1, 1]. It has zero width when every object differs by the same amount.
+    the whole possible range. It has zero width when every object differs by the same amount.
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.ndim != 1 or a.shape != b.shape:
         raise ValueError(f"paired_difference needs two per-object arrays of one shape, got {a.shape} and {b.shape}")
     if len(a) == 0:
         raise ValueError("paired_difference needs at least one object")
+    lowest, highest = bounds if bounds is not None else (-np.inf, np.inf)
     diff = a - b
     mean = float(diff.mean())
     if len(diff) < 2:
-        return mean, -1.0, 1.0
+        return mean, lowest, highest
     half = float(stats.t.ppf(0.5 + level / 2, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)))
-    return mean, max(-1.0, mean - half), min(1.0, mean + half)
+    return mean, max(lowest, mean - half), min(highest, mean + half)
 
 
 def mixing_composer(env: VecEnv) -> ResidualMoEComposer | None:

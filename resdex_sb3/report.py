@@ -185,7 +185,9 @@ def paired(a: Aggregate, b: Aggregate, key: str) -> tuple[int, float, float, flo
     common = sorted(set(pa) & set(pb))
     if len(common) < 2:
         return None
-    mean, low, high = paired_difference(np.array([pa[o] for o in common]), np.array([pb[o] for o in common]))
+    bounds = None if key == "grasp_distance" else (-1.0, 1.0)  # D is unbounded; rates differ by at most 1
+    mean, low, high = paired_difference(np.array([pa[o] for o in common]), np.array([pb[o] for o in common]),
+                                        bounds=bounds)  # fmt: skip
     return len(common), mean, low, high
 
 

@@ -54,6 +54,12 @@ def test_paired_difference_of_known_arrays():
     assert paired_difference(b, a) == pytest.approx((-0.25, -0.25 - half, -0.25 + half), abs=1e-5)
     assert paired_difference(np.array([0.75]), np.array([0.25])) == (0.5, -1.0, 1.0)  # one object: no spread
     assert paired_difference(a, a) == (0.0, 0.0, 0.0)
+    # an unbounded quantity (the grasp distance D, ~70 per episode) keeps its whole interval
+    distances = np.array([60.0, 70.0, 75.0, 80.0])
+    mean, low, high = paired_difference(distances, distances + [4.0, 6.0, 5.0, 5.0], bounds=None)
+    spread = 3.182446 * np.std([4.0, 6.0, 5.0, 5.0], ddof=1) / 2
+    assert (mean, low, high) == pytest.approx((-5.0, -5.0 - spread, -5.0 + spread), abs=1e-5) and low < -1.0
+    assert paired_difference(np.array([70.0]), np.array([60.0]), bounds=None) == (10.0, -np.inf, np.inf)
     with pytest.raises(ValueError, match="shape"):
         paired_difference(a, b[:3])
     with pytest.raises(ValueError, match="at least one"):
