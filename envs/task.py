@@ -382,41 +382,25 @@ class _ObservationPlan:
     def __init__(self, sensor: Mapping[str, slice], config: TaskConfig) -> None:
         hyper = config.obs_mode == "hyper"
         self.width = observation_dim(config)
-        self.hand_qpos = slice(0, 22)
-        tips = 22
-        self.touch = slice(87, 92)
-        hand_point = 92
-        self.root_angles = slice(95, 98)
-        self.prev_action = slice(98, 98 + ACTION_DIM)
-        object_pos = 122
-        self.goal = slice(125, 128)
-        object_quat, object_linvel, object_angvel = 128, 132, 135
+        self.hand_qpos, self.touch, self.root_angles = slice(0, 22), slice(87, 92), slice(95, 98)
+        self.prev_action, self.goal = slice(98, 98 + ACTION_DIM), slice(125, 128)
         self.shape_code = slice(138, self.width)
+        tip = lambda finger, offset: 22 + 13 * finger + offset  # noqa: E731  (obs column in a fingertip's block)
+        # (sensor block, item in it, first observation column), OBJECT_POS and ANGVEL first
+        vectors = [("object_pos", 0, 122)] + [("object_angvel", 0, 135)] * hyper + [("hand_point", 0, 92)]
+        vectors += [(name, f, tip(f, offset)) for f in range(5)
+                    for name, offset in (("tip_pos", 0), ("tip_linvel", 7), ("tip_angvel", 10))]  # fmt: skip
+        vectors += [("object_linvel", 0, 132)] * hyper
+        quats = [("tip_quat", f, tip(f, 3)) for f in range(5)] + [("object_quat", 0, 128)] * hyper
 
-        def columns(name: str, item: int, width: int) -> list[int]:
-            start = sensor[name].start + width * item
-            return list(range(start, start + width))
+        def sensor_columns(entries: list[tuple[str, int, int]], width: int) -> np.ndarray:
+            return np.array([np.arange(width) + sensor[name].start + width * item for name, item, _ in entries])
 
-        vector_sensor = [columns("object_pos", 0, 3)] + ([columns("object_angvel", 0, 3)] if hyper else [])
-        vector_obs = [[object_pos, object_pos + 1, object_pos + 2]]
-        vector_obs += [list(range(object_angvel, object_angvel + 3))] if hyper else []
-        vector_sensor += [columns("hand_point", 0, 3)]
-        vector_obs += [list(range(hand_point, hand_point + 3))]
-        quat_sensor, quat_obs = [], []
-        for finger in range(5):
-            base = tips + 13 * finger
-            for name, offset in (("tip_pos", 0), ("tip_linvel", 7), ("tip_angvel", 10)):
-                vector_sensor.append(columns(name, finger, 3))
-                vector_obs.append(list(range(base + offset, base + offset + 3)))
-            quat_sensor.append(columns("tip_quat", finger, 4))
-            quat_obs.append(list(range(base + 3, base + 7)))
-        if hyper:
-            vector_sensor.append(columns("object_linvel", 0, 3))
-            vector_obs.append(list(range(object_linvel, object_linvel + 3)))
-            quat_sensor.append(columns("object_quat", 0, 4))
-            quat_obs.append(list(range(object_quat, object_quat + 4)))
-        self.vector_sensor, self.vector_obs = np.array(vector_sensor), np.array(vector_obs)  # (K, 3)
-        self.quat_sensor, self.quat_obs = np.array(quat_sensor), np.array(quat_obs)  # (Q, 4)
+        def obs_columns(entries: list[tuple[str, int, int]], width: int) -> np.ndarray:
+            return np.array([np.arange(width) + column for *_, column in entries])
+
+        self.vector_sensor, self.vector_obs = sensor_columns(vectors, 3), obs_columns(vectors, 3)  # (K, 3)
+        self.quat_sensor, self.quat_obs = sensor_columns(quats, 4), obs_columns(quats, 4)  # (Q, 4)
 
 
 def _shape_code_table(objects: Sequence[ObjectSpec], codes: Mapping[str, np.ndarray], dim: int) -> np.ndarray:

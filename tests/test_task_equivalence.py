@@ -21,7 +21,8 @@ def _reference_multiply(q, r):
     w1, x1, y1, z1 = np.moveaxis(q, -1, 0)
     w2, x2, y2, z2 = np.moveaxis(r, -1, 0)
     return np.stack([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2], axis=-1)  # fmt: skip
+                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2],
+                    axis=-1)  # fmt: skip
 
 
 def _reference_rotate(q, v):
@@ -65,8 +66,8 @@ def _reference_observation(task) -> np.ndarray:
     repose = lambda v: _reference_rotate_yaw(v, cos, -sin)  # noqa: E731
     tips = np.concatenate([repose(sensor("tip_pos").reshape(n, 5, 3)),
                            _reference_multiply(unyaw[:, None, :], sensor("tip_quat").reshape(n, 5, 4)),
-                           repose(sensor("tip_linvel").reshape(n, 5, 3)), repose(sensor("tip_angvel").reshape(n, 5, 3))],
-                          axis=2).reshape(n, 65)  # fmt: skip
+                           repose(sensor("tip_linvel").reshape(n, 5, 3)),
+                           repose(sensor("tip_angvel").reshape(n, 5, 3))], axis=2).reshape(n, 65)  # fmt: skip
     root_angles = task.sim.qpos[:, task.layout.root_qpos[3:6]].copy()
     root_angles[:, 0] -= task.hand_yaw
     obj_pos = repose(sensor("object_pos"))
@@ -75,7 +76,8 @@ def _reference_observation(task) -> np.ndarray:
              repose(np.broadcast_to(task.goal, (n, 3))) - obj_pos]  # fmt: skip
     if cfg.obs_mode == "hyper":
         parts += [_reference_multiply(unyaw, sensor("object_quat")), repose(sensor("object_linvel")),
-                  cfg.angvel_scale * repose(sensor("object_angvel")), cfg.shape_code_scale * task.shape_codes]  # fmt: skip
+                  cfg.angvel_scale * repose(sensor("object_angvel")),
+                  cfg.shape_code_scale * task.shape_codes]  # fmt: skip
     obs = np.concatenate(parts, axis=1, dtype=np.float32)
     return np.clip(obs, -cfg.obs_clip, cfg.obs_clip, out=obs)
 
@@ -83,7 +85,8 @@ def _reference_observation(task) -> np.ndarray:
 def _reference_proposal_distance(task) -> tuple[np.ndarray, np.ndarray]:
     sensor, cfg = task._sensor, task.config
     obj_inv = sensor("object_quat") * np.array([1.0, -1.0, -1.0, -1.0])
-    d_pos = np.abs(_reference_rotate(obj_inv, sensor("hand_point") - sensor("object_pos")) - task.proposal_point).sum(axis=1)
+    hand_in_obj = _reference_rotate(obj_inv, sensor("hand_point") - sensor("object_pos"))
+    d_pos = np.abs(hand_in_obj - task.proposal_point).sum(axis=1)
     palm_in_obj = _reference_multiply(obj_inv, sensor("palm_quat"))
     offset = _reference_multiply(palm_in_obj, task.proposal_quat * np.array([1.0, -1.0, -1.0, -1.0]))
     d_rot = 2.0 * np.arcsin(np.clip(np.linalg.norm(offset[..., 1:], axis=-1), 0.0, 1.0))
