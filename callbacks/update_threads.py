@@ -44,6 +44,9 @@ class UpdateThreads(BaseCallback):
 
     def _on_training_start(self) -> None:
         self.rollout_threads = th.get_num_threads()
+        # an update timed at the end of a previous ``learn`` call never finished its probe: between the calls the
+        # clock also ran over that call's end and this one's setup (env reset), which would count as update time
+        self._began = None
 
     def _probing(self) -> bool:
         return self.probe_every > 0 and self.updates % self.probe_every < 2

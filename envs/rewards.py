@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from envs import quaternions as quat
+
 #: Distances are clipped as in the reference.
 HAND_DIST_CLIP = 0.5
 FINGER_DIST_CLIP = 3.0
@@ -66,11 +68,9 @@ class GraspQuantities:
 def reward_terms(mode: str, q: GraspQuantities) -> dict[str, np.ndarray]:
     """The reward terms of ``mode`` (one of ``TERMS``); the reward is their sum. ``*_hold`` modes are ours: the
     paper's mode plus the ``hold`` term."""
-    goal_dist = np.linalg.norm(q.goal - q.object_pos, axis=-1)
-    hand_dist = np.minimum(np.linalg.norm(q.object_pos - q.hand_point, axis=-1), HAND_DIST_CLIP)
-    finger_dist = np.minimum(
-        np.linalg.norm(q.object_pos[:, None, :] - q.tip_points, axis=-1).sum(axis=-1), FINGER_DIST_CLIP
-    )
+    goal_dist = quat.distance(q.goal, q.object_pos)
+    hand_dist = np.minimum(quat.distance(q.object_pos, q.hand_point), HAND_DIST_CLIP)
+    finger_dist = np.minimum(quat.distance(q.object_pos[:, None, :], q.tip_points).sum(axis=-1), FINGER_DIST_CLIP)
     near = (finger_dist <= NEAR_FINGER_DIST) & (hand_dist <= NEAR_HAND_DIST)
     height = q.object_pos[:, 2]
     high = height >= q.table_height + HIGH_LIFT_HEIGHT

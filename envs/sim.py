@@ -65,10 +65,14 @@ class BatchedSim:
             self.batch.step(nstep=substeps)
         except mujoco.batch.SimulationError as err:
             failed[err.ids] = True
-        counts = self.batch.warning[:, _BLOWUP_WARNINGS, 1]
-        failed |= (counts > self._warnings_seen).any(axis=1)
-        self._warnings_seen = counts.copy()
-        failed |= ~np.isfinite(self.qpos).all(axis=1) | ~np.isfinite(self.qvel).all(axis=1)
+        counts = self.batch.warning[:, _BLOWUP_WARNINGS, 1]  # a copy (fancy index)
+        grew = counts > self._warnings_seen
+        self._warnings_seen = counts
+        # whole-batch checks first: the per-env reductions cost more and are almost never needed
+        if grew.any():
+            failed |= grew.any(axis=1)
+        if not (np.isfinite(self.qpos).all() and np.isfinite(self.qvel).all()):
+            failed |= ~np.isfinite(self.qpos).all(axis=1) | ~np.isfinite(self.qvel).all(axis=1)
         return failed
 
     def reset(self, ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray | None = None) -> None:

@@ -116,6 +116,8 @@ class GraspTask:
         self.progress = np.zeros(n, dtype=np.int64)
         self.prev_action = np.zeros((n, ACTION_DIM))
         self.hand_yaw = np.zeros(n)
+        self._yaw_key = self.hand_yaw.tobytes()  # hand_yaw's bytes that _yaw_values belong to
+        self._yaw_values = _yaw_functions(self.hand_yaw)
         self.success = np.zeros(n, dtype=bool)
         self.sustained = np.zeros(n, dtype=bool)
         self.goal_streak = np.zeros(n, dtype=np.int64)
@@ -127,6 +129,7 @@ class GraspTask:
         self.physics_resets = np.zeros(n, dtype=np.int64)
         self._rngs = [np.random.default_rng(i) for i in range(n)]
         self._first_reset = True
+        self._plan = _ObservationPlan(self.layout.sensor, self.config)
         self._obs = np.zeros((n, self.obs_dim), dtype=np.float32)
 
     def set_reward_mode(self, mode: str) -> None:
@@ -195,6 +198,16 @@ class GraspTask:
         mujoco.mj_forward(self.scene.model, data)
         return data.sensordata[self.layout.sensor["palm_quat"]].copy()
 
+    def _yaw_trig(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """cos and sin (N,) of ``hand_yaw`` and the un-yawing quaternions ``from_yaw(-hand_yaw)`` (N, 4).
+
+        Cached on the exact bytes of ``hand_yaw``, which changes only at resets: the transcendentals cost as much
+        as the rest of an observation."""
+        key = self.hand_yaw.tobytes()
+        if key != self._yaw_key:
+            self._yaw_key, self._yaw_values = key, _yaw_functions(self.hand_yaw)
+        return self._yaw_values
+
     # ------------------------------------------------------------------ stepping
     def validate_actions(self, actions: np.ndarray) -> np.ndarray:
         """Check shape, dtype and finiteness; return float64 actions clipped to [-1, 1]."""
@@ -221,7 +234,7 @@ class GraspTask:
         terms, proposal_delta = self._reward_terms(act)
         reward = np.sum(list(terms.values()), axis=0)
         reward[failed] = 0.0
-        at_goal = (np.linalg.norm(self.goal - self._object_pos(), axis=1) <= self.config.success_tolerance) & ~failed
+        at_goal = (quat.distance(self.goal, self._object_pos()) <= self.config.success_tolerance) & ~failed
         self.success |= at_goal
         self.goal_streak = np.where(at_goal, self.goal_streak + 1, 0)
         self.sustained |= self.goal_streak >= self.config.sustain_steps
@@ -257,18 +270,18 @@ class GraspTask:
         not per world axis, so the physics does not depend on the hidden start yaw. The rotational servo's caps
         act on the Euler hinges below the yaw hinge, whose torques are the same at every start yaw."""
         lay = self.layout
-        cos, sin = np.cos(self.hand_yaw), np.sin(self.hand_yaw)
-        force = quat.rotate_yaw(act[:, 0:3], cos, sin)
-        torque = quat.rotate_yaw(act[:, 3:6], cos, sin)
-        velocity = self.sim.qvel[:, lay.root_qvel[0:3]]
-        servo = self._force_gain * force + self._force_bias * velocity
-        norm = np.linalg.norm(servo, axis=1, keepdims=True)
-        capped = servo * np.minimum(1.0, self.scene.config.root_force_limit / np.maximum(norm, 1e-12))
-        force = (capped - self._force_bias * velocity) / self._force_gain
-        # generalized torque of each root hinge = its world axis . world torque
-        hinge_axes = self.sim.xaxis[:, lay.root_jnt[3:6]]
+        cos, sin, _ = self._yaw_trig()
+        # the linear servo per world axis, on (N,) component arrays
+        force = (*quat.yaw_components(act[:, 0], act[:, 1], cos, sin), act[:, 2])
+        velocity = [self.sim.qvel[:, lay.root_qvel[k]] for k in range(3)]
+        servo = [self._force_gain[k] * force[k] + self._force_bias[k] * velocity[k] for k in range(3)]
+        scale = np.minimum(1.0, self.scene.config.root_force_limit / np.maximum(quat.length(*servo), 1e-12))
         ctrl = self.sim.ctrl
-        ctrl[:, lay.root_ctrl[0:3]] = force
+        for k in range(3):
+            ctrl[:, lay.root_ctrl[k]] = (servo[k] * scale - self._force_bias[k] * velocity[k]) / self._force_gain[k]
+        # generalized torque of each root hinge = its world axis . world torque
+        torque = quat.rotate_yaw(act[:, 3:6], cos, sin)
+        hinge_axes = self.sim.xaxis[:, lay.root_jnt[3:6]]
         ctrl[:, lay.root_ctrl[3:6]] = np.einsum("nij,nj->ni", hinge_axes, torque)
         ctrl[:, lay.finger_ctrl] = lay.finger_low + 0.5 * (act[:, 6:] + 1.0) * (lay.finger_high - lay.finger_low)
 
@@ -280,44 +293,39 @@ class GraspTask:
         return self._sensor("object_pos")
 
     def _observe(self) -> np.ndarray:
-        cfg = self.config
+        """The observation batch (layout: ``_ObservationPlan``), written block by block into one float32 array.
+
+        Values are computed in float64 by each block's formula and rounded to float32 once, when written: the same
+        numbers as concatenating the float64 blocks into float32. The 3-vectors and quaternions are gathered as
+        (components, N) rows of the transposed sensordata, so that every op runs along the env axis."""
+        cfg, plan = self.config, self._plan
+        sensors = self.sim.sensordata.T
         n = self.num_envs
-        cos, sin = np.cos(self.hand_yaw), np.sin(self.hand_yaw)
-        unyaw = quat.from_yaw(-self.hand_yaw)
-
-        def repose(v: np.ndarray) -> np.ndarray:  # world -> start-yaw frame (rotation by -yaw)
-            return quat.rotate_yaw(v, cos, -sin)
-
-        tips = np.concatenate(
-            [
-                repose(self._sensor("tip_pos").reshape(n, 5, 3)),
-                quat.multiply(unyaw[:, None, :], self._sensor("tip_quat").reshape(n, 5, 4)),
-                repose(self._sensor("tip_linvel").reshape(n, 5, 3)),
-                repose(self._sensor("tip_angvel").reshape(n, 5, 3)),
-            ],
-            axis=2,
-        ).reshape(n, 65)
-        root_angles = self.sim.qpos[:, self.layout.root_qpos[3:6]].copy()
-        root_angles[:, 0] -= self.hand_yaw
-        obj_pos = repose(self._object_pos())
-        parts = [
-            (self._sensor("hand_qpos") - self._joint_mid) / self._joint_half,
-            tips,
-            cfg.touch_scale * self._sensor("touch"),
-            repose(self._sensor("hand_point")),
-            root_angles,
-            self.prev_action,
-            obj_pos,
-            repose(np.broadcast_to(self.goal, (n, 3))) - obj_pos,
-        ]
+        cos, sin, unyaw = self._yaw_trig()
+        obs = np.empty((n, plan.width), dtype=np.float32)
+        obs_t = obs.T
+        # every 3-vector to the start-yaw frame (rotation by -yaw)
+        x, y, z = sensors[plan.vector_sensor.T]  # each (K, N)
+        x, y = quat.yaw_components(x, y, cos, -sin)
         if cfg.obs_mode == "hyper":
-            parts += [
-                quat.multiply(unyaw, self._sensor("object_quat")),
-                repose(self._sensor("object_linvel")),
-                cfg.angvel_scale * repose(self._sensor("object_angvel")),
-                cfg.shape_code_scale * self.shape_codes,
-            ]
-        obs = np.concatenate(parts, axis=1, dtype=np.float32)
+            for component in (x, y, z):
+                component[plan.ANGVEL] *= cfg.angvel_scale
+        for k, component in enumerate((x, y, z)):
+            obs_t[plan.vector_obs[:, k]] = component
+        goal_x, goal_y = quat.yaw_components(self.goal[0], self.goal[1], cos, -sin)
+        np.subtract(goal_x, x[plan.OBJECT_POS], out=obs_t[plan.goal.start])
+        np.subtract(goal_y, y[plan.OBJECT_POS], out=obs_t[plan.goal.start + 1])
+        np.subtract(self.goal[2], z[plan.OBJECT_POS], out=obs_t[plan.goal.start + 2])
+        for k, component in enumerate(quat.multiply_components(unyaw.T, sensors[plan.quat_sensor.T])):
+            obs_t[plan.quat_obs[:, k]] = component
+        np.divide(self._sensor("hand_qpos") - self._joint_mid, self._joint_half, out=obs[:, plan.hand_qpos])
+        np.multiply(cfg.touch_scale, self._sensor("touch"), out=obs[:, plan.touch])
+        root_qpos = self.sim.qpos[:, self.layout.root_qpos[3:6]]
+        np.subtract(root_qpos[:, 0], self.hand_yaw, out=obs_t[plan.root_angles.start])
+        obs[:, plan.root_angles.start + 1 : plan.root_angles.stop] = root_qpos[:, 1:]
+        obs[:, plan.prev_action] = self.prev_action
+        if cfg.obs_mode == "hyper":
+            np.multiply(cfg.shape_code_scale, self.shape_codes, out=obs[:, plan.shape_code])
         return np.clip(obs, -cfg.obs_clip, cfg.obs_clip, out=obs)
 
     # ------------------------------------------------------------------ reward
@@ -327,26 +335,72 @@ class GraspTask:
         obj_pos = self._object_pos()
         hand_point = self._sensor("hand_point")
         delta, match = self._proposal_distance(obj_pos, hand_point)
+        # (N, 5, 3) with the env axis contiguous, so the per-component distance ops run along it
+        tips = np.ascontiguousarray(self.sim.sensordata.T[self.layout.sensor["tip_point"]])
+        speed = quat.norm(self._sensor("object_linvel")) if "hold" in self.term_names else None
         quantities = GraspQuantities(
-            object_pos=obj_pos, hand_point=hand_point, tip_points=self._sensor("tip_point").reshape(-1, 5, 3),
+            object_pos=obj_pos, hand_point=hand_point, tip_points=tips.reshape(5, 3, -1).transpose(2, 0, 1),
             goal=self.goal, lift_action=act[:, 2], table_height=self.scene.config.table_height,
-            rest_height=self.rest_height, proposal_delta=delta, proposal_match=match,
-            object_speed=np.linalg.norm(self._sensor("object_linvel"), axis=1),
+            rest_height=self.rest_height, proposal_delta=delta, proposal_match=match, object_speed=speed,
         )  # fmt: skip
         return reward_terms(cfg.reward_mode, quantities), delta
 
     def _proposal_distance(self, obj_pos: np.ndarray, hand_point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Weighted L1 distance of the hand to its proposal in the object frame, and whether it is close."""
         cfg = self.config
-        obj_inv = quat.conjugate(self._sensor("object_quat"))
-        d_pos = np.abs(quat.rotate(obj_inv, hand_point - obj_pos) - self.proposal_point).sum(axis=1)
-        palm_in_obj = quat.multiply(obj_inv, self._sensor("palm_quat"))
-        d_rot = quat.angle(quat.multiply(palm_in_obj, quat.conjugate(self.proposal_quat)))
+        # on (N,) component arrays (see envs.quaternions)
+        obj_inv = quat.conjugate_components(self._sensor("object_quat").T)
+        hand_in_obj = quat.rotate_components(obj_inv, [hand_point[:, k] - obj_pos[:, k] for k in range(3)])
+        d_xyz = [np.abs(hand_in_obj[k] - self.proposal_point[:, k]) for k in range(3)]
+        d_pos = d_xyz[0] + d_xyz[1] + d_xyz[2]  # the order of a sum over the last axis
+        palm_in_obj = quat.multiply_components(obj_inv, self._sensor("palm_quat").T)
+        offset = quat.multiply_components(palm_in_obj, quat.conjugate_components(self.proposal_quat.T))
+        d_rot = quat.angle(np.stack(offset, axis=-1))
         d_q = np.abs(self._sensor("hand_qpos") - self.proposal_qpos).sum(axis=1)
         w, th = cfg.proposal_weights, cfg.proposal_thresholds
         delta = np.where(self.has_proposal, w[0] * d_pos + w[1] * d_rot + w[2] * d_q, 0.0)
         match = ~self.has_proposal | ((d_pos <= th[0]) & (d_rot <= th[1]) & (d_q <= th[2]))
         return delta, match
+
+
+def _yaw_functions(yaw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.cos(yaw), np.sin(yaw), quat.from_yaw(-yaw)
+
+
+class _ObservationPlan:
+    """Where each observation block comes from and goes: sensordata columns and observation columns.
+
+    Layout (``observation_dim``): hand joints (22, normalised to [-1, 1]) | per fingertip position, quaternion,
+    linear and angular velocity (5 x 13) | touch (5) | hand point (3) | root angles (3) | previous action (24) |
+    object position (3) | goal - object position (3) | hyper only: object quaternion (4), linear velocity (3),
+    angular velocity (3), shape code. Positions, velocities and quaternions are in the start-yaw frame.
+    """
+
+    OBJECT_POS = 0  # index among the reposed vectors
+    ANGVEL = 1  # the object's angular velocity (hyper)
+
+    def __init__(self, sensor: Mapping[str, slice], config: TaskConfig) -> None:
+        hyper = config.obs_mode == "hyper"
+        self.width = observation_dim(config)
+        self.hand_qpos, self.touch, self.root_angles = slice(0, 22), slice(87, 92), slice(95, 98)
+        self.prev_action, self.goal = slice(98, 98 + ACTION_DIM), slice(125, 128)
+        self.shape_code = slice(138, self.width)
+        tip = lambda finger, offset: 22 + 13 * finger + offset  # noqa: E731  (obs column in a fingertip's block)
+        # (sensor block, item in it, first observation column), OBJECT_POS and ANGVEL first
+        vectors = [("object_pos", 0, 122)] + [("object_angvel", 0, 135)] * hyper + [("hand_point", 0, 92)]
+        vectors += [(name, f, tip(f, offset)) for f in range(5)
+                    for name, offset in (("tip_pos", 0), ("tip_linvel", 7), ("tip_angvel", 10))]  # fmt: skip
+        vectors += [("object_linvel", 0, 132)] * hyper
+        quats = [("tip_quat", f, tip(f, 3)) for f in range(5)] + [("object_quat", 0, 128)] * hyper
+
+        def sensor_columns(entries: list[tuple[str, int, int]], width: int) -> np.ndarray:
+            return np.array([np.arange(width) + sensor[name].start + width * item for name, item, _ in entries])
+
+        def obs_columns(entries: list[tuple[str, int, int]], width: int) -> np.ndarray:
+            return np.array([np.arange(width) + column for *_, column in entries])
+
+        self.vector_sensor, self.vector_obs = sensor_columns(vectors, 3), obs_columns(vectors, 3)  # (K, 3)
+        self.quat_sensor, self.quat_obs = sensor_columns(quats, 4), obs_columns(quats, 4)  # (Q, 4)
 
 
 def _shape_code_table(objects: Sequence[ObjectSpec], codes: Mapping[str, np.ndarray], dim: int) -> np.ndarray:

@@ -126,6 +126,37 @@ def test_update_threads_switches_around_the_update_and_keeps_the_faster_count():
         UpdateThreads(2, probe_every=-1)
 
 
+def test_update_threads_probe_ignores_the_time_between_learn_calls():
+    import torch as th
+
+    from callbacks.update_threads import UpdateThreads
+
+    clock = _FakeClock()
+    callback = UpdateThreads(2, probe_every=4, clock=clock)
+    env = make_vec_env("ResDexBase", 4, primitive_objects(), seed=0, num_threads=1)
+    model = PPO("MlpPolicy", env, n_steps=8, batch_size=16, n_epochs=1, seed=0, device="cpu",
+                policy_kwargs=dict(net_arch=[16]))  # fmt: skip
+    in_update: list[int] = []
+    train = model.train
+
+    def timed_train() -> None:  # 2 threads 10x slower
+        in_update.append(th.get_num_threads())
+        clock.now += 1.0 if th.get_num_threads() == 2 else 0.1
+        train()
+
+    model.train = timed_train
+    previous = th.get_num_threads()
+    th.set_num_threads(1)
+    try:
+        model.learn(32, callback=callback)  # a warm-up call: its update's probe is never finished
+        clock.now += 100.0  # e.g. a slow setup of the next call
+        model.learn(96, callback=callback, reset_num_timesteps=False)
+    finally:
+        th.set_num_threads(previous)
+    # the second call probes 1 then 2 threads afresh and keeps the faster 1
+    assert in_update == [1, 1, 2, 1]
+
+
 def test_confidence_interval_and_per_object_means():
     low, high = confidence_interval(np.array([0.0, 1.0, 1.0, 1.0]))
     assert 0.0 <= low < 0.75 < high <= 1.0
