@@ -20,6 +20,9 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepR
 from resdex_sb3.policies.geometry_unaware_policy import BASE_OBS_DIM
 from resdex_sb3.run_folder import model_and_stats
 
+#: Frozen bases this process has loaded, by (model file, its size and modification time, device). A hyper-policy's
+#: training env and its evaluation envs (one per split) share them instead of loading every base once per env.
+_FROZEN_BASES: dict[tuple[str, int, int, str], BasePolicy] = {}
 
 
 class ResidualMoEComposer(VecEnvWrapper):
@@ -177,11 +180,15 @@ class ResidualMoEComposer(VecEnvWrapper):
     # ------------------------------------------------------------------ loading
     def _load_policy(self, model_path: Path, env_action_space: spaces.Box) -> BasePolicy:
         """Load one base as a frozen, eval-mode policy, checking it fits the base observation and the hand."""
-        try:
-            policy = PPO.load(model_path, device=self.device).policy
-        except Exception as err:  # SB3 reports a truncated zip as a bare AssertionError naming no file
-            raise ValueError(f"cannot load the model {model_path} ({type(err).__name__}: {err}); it is truncated "
-                             "or not an SB3 model: restore the file or retrain the base") from None  # fmt: skip
+        file = model_path.stat()
+        key = (str(model_path.resolve()), file.st_size, file.st_mtime_ns, str(self.device))
+        policy = _FROZEN_BASES.get(key)
+        if policy is None:
+            try:
+                policy = PPO.load(model_path, device=self.device).policy
+            except Exception as err:  # SB3 reports a truncated zip as a bare AssertionError naming no file
+                raise ValueError(f"cannot load the model {model_path} ({type(err).__name__}: {err}); it is "
+                                 "truncated or not an SB3 model: restore the file or retrain the base") from None
         obs_space, act_space = policy.observation_space, policy.action_space
         if not isinstance(obs_space, spaces.Box) or obs_space.shape != (self.base_obs_dim,):
             raise ValueError(
@@ -195,6 +202,7 @@ class ResidualMoEComposer(VecEnvWrapper):
             )
         policy.set_training_mode(False)
         policy.requires_grad_(False)
+        _FROZEN_BASES[key] = policy
         return policy
 
     def _load_obs_stats(self, stats_path: Path | None) -> tuple[np.ndarray, np.ndarray, float]:

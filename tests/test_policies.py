@@ -2,6 +2,7 @@
 
 import math
 import pickle
+import shutil
 
 import gymnasium as gym
 import numpy as np
@@ -177,6 +178,21 @@ def test_untrained_residual_moe_policy_mixes_uniformly_with_a_small_residual(bas
     weights, residual = th.softmax(action[:, :2], dim=-1).numpy(), action[:, 2:].numpy()
     np.testing.assert_allclose(weights, 0.5, atol=0.02)
     assert np.abs(residual).max() < 0.05
+
+
+def test_composers_share_a_loaded_base_until_its_file_changes(tmp_path, base_paths):
+    first, second = ResidualMoEComposer(_hyper_env(), base_paths), ResidualMoEComposer(_hyper_env(), base_paths)
+    assert all(a is b for a, b in zip(first.bases, second.bases))  # the training env's and the eval env's bases
+    assert all(not p.requires_grad for base in first.bases for p in base.parameters())
+    copy = tmp_path / "base"
+    shutil.copytree(base_paths[0], copy)
+    from_copy = ResidualMoEComposer(_hyper_env(), [copy])
+    assert from_copy.bases[0] is not first.bases[0]  # another file, even with the same bytes
+    _train_base(copy, seed=7)
+    retrained = ResidualMoEComposer(_hyper_env(), [copy])
+    assert retrained.bases[0] is not from_copy.bases[0]  # a base retrained in place is loaded again
+    changed = [not th.equal(a, b) for a, b in zip(retrained.bases[0].parameters(), from_copy.bases[0].parameters())]
+    assert any(changed)
 
 
 def test_residual_std_starts_apart_from_the_logit_std_and_survives_save_and_load(tmp_path, base_paths):

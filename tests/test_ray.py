@@ -49,7 +49,9 @@ def _closed_port() -> int:
         return s.getsockname()[1]  # closed again when the block ends: nothing listens there
 
 
-def test_bad_address_and_paths_fail_at_once_with_one_line(tmp_path, small_data, cluster):
+def test_bad_address_and_paths_fail_at_once_with_one_line(tmp_path, small_data, cluster, capsys, monkeypatch):
+    from resdex_sb3 import evaluate, pipeline
+
     port = _closed_port()
     cases = [
         (["--ray", f"127.0.0.1:{port}"], "no Ray cluster answers at 127.0.0.1"),
@@ -58,16 +60,21 @@ def test_bad_address_and_paths_fail_at_once_with_one_line(tmp_path, small_data, 
     ]
     (tmp_path / "a-file").write_text("")
     cases.append((["--ray", cluster, "--out", str(tmp_path / "a-file" / "out")], "cannot be created"))
-    for args, message in cases:
-        out = args if "--out" in args else [*args, "--out", str(tmp_path / "out")]
-        failed = run_module("resdex_sb3.pipeline", "--preset", "smoke", *out, data=small_data)
-        assert failed.returncode == 2, (args, failed.stderr[-2000:])
-        lines = failed.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], (args, failed.stderr)
+    # the first as a user runs it; the rest in this process: every check comes before joining a cluster
+    out = ["--out", str(tmp_path / "out")]
+    failed = run_module("resdex_sb3.pipeline", "--preset", "smoke", *cases[0][0], *out, data=small_data)
+    assert failed.returncode == 2 and failed.stderr.strip().count("\n") == 0, failed.stderr[-2000:]
+    assert failed.stderr.startswith("error:") and cases[0][1] in failed.stderr
+    monkeypatch.setenv("RESDEX_DATA", str(small_data))
+    for args, message in cases[1:]:
+        code = pipeline.main(["--preset", "smoke", *args, *([] if "--out" in args else out)])
+        stderr = capsys.readouterr().err
+        lines = stderr.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], (args, stderr)
     assert not (tmp_path / "out" / "pipeline.json").exists()  # nothing ran
-    failed = run_module("resdex_sb3.evaluate", "--model", str(tmp_path), "--ray", f"127.0.0.1:{port}", data=small_data)
-    assert failed.returncode == 2 and failed.stderr.strip().count("\n") == 0, failed.stderr
-    assert "no Ray cluster answers" in failed.stderr
+    assert evaluate.main(["--model", str(tmp_path), "--ray", f"127.0.0.1:{port}"]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.strip().count("\n") == 0 and "no Ray cluster answers" in stderr, stderr
 
 
 def test_ray_pipeline_gives_the_serial_outputs(ray_pipeline, smoke_pipeline):

@@ -1,7 +1,8 @@
 """The MuJoCo Warp backend (``backend="warp"``) on warp's CPU device against the C MuJoCo backend.
 
 Small on purpose (1-5 worlds, short horizons): warp's CPU device steps a few worlds at ~40 control steps/s, and the
-first run compiles its kernels for about a minute into ``.warp_cache/`` (later runs load them in seconds).
+first run compiles its kernels (at -O0 here) for about a minute into ``.warp_cache/`` (later runs load them in
+seconds).
 Tolerances, measured on this CPU (float32 warp vs float64 C; maxima over the horizon, see each test):
 contact-free 30 steps qpos 2e-5 / qvel 1e-3; fixed grasping state: observations 1e-3, reward terms 1e-3.
 """
@@ -31,6 +32,19 @@ FREE_QPOS_ATOL, FREE_QVEL_ATOL = 2e-5, 1e-3
 #: observation and reward-term differences on one grasping state (touch forces are the loosest)
 OBS_ATOL, TERM_ATOL = 1e-3, 1e-3
 CPU = "cpu"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def unoptimised_kernels():
+    """Kernels compiled at -O0 for this module: a fresh checkout (CI) compiles them in ~2/3 of the -O2 time, and
+    these horizons are short enough that the slower code costs less than that. Same physics code, same results
+    within the tolerances above; the option is part of warp's cache key, so the default build is not touched."""
+    import warp as wp
+
+    level = wp.config.optimization_level
+    wp.config.optimization_level = 0
+    yield
+    wp.config.optimization_level = level
 
 
 def _pair(objects, config: TaskConfig | None = None, scene: Scene | None = None, seed: int = 3, proposals=None):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from envs.config import SceneConfig
+from envs.objects.catalog import scene_config_for
 from envs.objects.embedded import EMBEDDED_SEED, PRESET_OF_SET, SET_OF_PRESET, embedded_objects
 from envs.objects.grasp_sampler import SamplerConfig, sample_proposals
 from envs.objects.importers.result import ImportResult
@@ -29,7 +30,6 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 Clock = Callable[[], float]  # seconds, monotonic
 Log = Callable[[str], None]  # one line for the user
 PROPOSAL_CHUNK = 64  # objects per resumable proposal-sampling chunk
-IMPORTED_HULL_SLOTS = 8
 IMPORTED_POINTS_SEED = 0  # imported sets have no seed of their own; points still depend on the object id only
 
 
@@ -146,12 +146,6 @@ def store_import(store: ObjectStore, set_name: str, result: ImportResult, kind: 
                      IMPORTED_POINTS_SEED, clock)  # fmt: skip
     summary["skipped"] = [{"path": p, "reason": r} for p, r in result.skipped]
     return summary
-
-
-def scene_config_for(objects: Sequence[ObjectSpec]) -> SceneConfig:
-    """Scene settings that fit every object (hull slots only when some object has hulls)."""
-    hulls = max((o.num_hulls for o in objects), default=0)
-    return SceneConfig(hull_slots=max(hulls, IMPORTED_HULL_SLOTS) if hulls else 0)
 
 
 def _verify_imported(store: ObjectStore, name: str, started: float, clock: Clock) -> dict[str, Any]:

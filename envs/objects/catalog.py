@@ -10,18 +10,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
 from envs.config import SceneConfig
-from envs.objects.build import scene_config_for
 from envs.objects.embedded import PRESET_OF_SET, embedded_objects
 from envs.objects.serialize import object_to_dict, proposal_to_dict
 from envs.objects.spec import SPLITS, ObjectSpec
 from envs.objects.store import ObjectSetNotBuilt, ObjectStore
 from envs.proposals import GraspProposal
+
+#: the fewest hull slots a scene of hull objects gets, so that sets of up to 8 hulls per object share one layout
+IMPORTED_HULL_SLOTS = 8
 
 __all__ = ["DEFAULT_SET", "SPLITS", "ObjectSet", "ObjectSetNotBuilt", "available_sets", "describe_object_set",
            "load_object_set", "not_built_message"]  # fmt: skip
@@ -136,3 +139,9 @@ def describe_object_set(name: str, data_dir: str | os.PathLike[str] | None = Non
 def available_sets(data_dir: str | os.PathLike[str] | None = None) -> list[str]:
     """Embedded preset names plus every set in the data directory."""
     return sorted(set(PRESET_OF_SET) | set(ObjectStore(data_dir).set_names()))
+
+
+def scene_config_for(objects: Sequence[ObjectSpec]) -> SceneConfig:
+    """Scene settings that fit every object (hull slots only when some object has hulls)."""
+    hulls = max((o.num_hulls for o in objects), default=0)
+    return SceneConfig(hull_slots=max(hulls, IMPORTED_HULL_SLOTS) if hulls else 0)

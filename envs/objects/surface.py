@@ -6,10 +6,14 @@ dropped, so the cloud covers the union's outer surface only. Sampling is determi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from scipy.spatial import ConvexHull
 
 from envs.objects.spec import ConvexPart, ObjectSpec, quat_to_mat
+
+if TYPE_CHECKING:
+    from scipy.spatial import ConvexHull
 
 NUM_SURFACE_POINTS = 4096
 _INSIDE_MARGIN = 1e-4  # metres: points this far inside another part are hidden by it
@@ -51,7 +55,7 @@ def part_area(part: ConvexPart) -> float:
     if part.kind == "ellipsoid":
         p = 1.6075
         return 4.0 * np.pi * (((a * b) ** p + (a * c) ** p + (b * c) ** p) / 3.0) ** (1.0 / p)
-    return float(ConvexHull(np.asarray(part.vertices)).area)
+    return float(_convex_hull(np.asarray(part.vertices)).area)
 
 
 def _sample_part(part: ConvexPart, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -90,7 +94,7 @@ def _sample_part(part: ConvexPart, n: int, rng: np.random.Generator) -> np.ndarr
 
 
 def _sample_hull(vertices: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    hull = ConvexHull(vertices)
+    hull = _convex_hull(vertices)
     tri = vertices[hull.simplices]
     area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
     face = rng.choice(len(tri), n, p=area / area.sum())
@@ -128,9 +132,17 @@ def _inside_part(part: ConvexPart, p: np.ndarray) -> np.ndarray:
     if part.kind == "capsule":
         axis_point = np.clip(p[:, 2], -b, b)
         return np.hypot(np.hypot(p[:, 0], p[:, 1]), p[:, 2] - axis_point) < a - m
-    hull = ConvexHull(np.asarray(part.vertices, dtype=float))
+    hull = _convex_hull(np.asarray(part.vertices, dtype=float))
     return np.all(p @ hull.equations[:, :3].T + hull.equations[:, 3] < -m, axis=1)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _convex_hull(vertices: np.ndarray) -> ConvexHull:
+    """scipy's convex hull of ``vertices``. Imported on first use: scipy.spatial adds ~0.3 s to every process that
+    imports this module (each training command, through the vision task), and only hull parts need it."""
+    from scipy.spatial import ConvexHull
+
+    return ConvexHull(vertices)
