@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -449,15 +448,6 @@ class Report:
         self.claims.append({"claim": "there is no generalisation gap", "comparison": comparison, "split": split,
                             "verdict": decided, "difference": None if result is None else list(result[1:])})  # fmt: skip
         lines.append(f"| there is no generalisation gap | {comparison} | {split} | {text} | {decided} |")
-
-
-def copy_small(source: Path, target: Path) -> bool:
-    """Copy ``source`` to ``target`` when it exists (GIFs into the report folder)."""
-    if not source.is_file():
-        return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
-    return True
 
 
 @cli_main

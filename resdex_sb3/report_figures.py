@@ -5,6 +5,7 @@ a figure with nothing to draw is listed as missing."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -173,8 +174,6 @@ class Figures:
     # ------------------------------------------------------------------ GIFs
     def _gifs(self) -> list[str]:
         """A success and a failure per split of the method's first seed (written by the grid's evaluation)."""
-        from resdex_sb3.report import copy_small
-
         method = self.folder.method()
         lines = ["### A success and a failure per split (the method, stage 2, first seed)", "",
                  "| split | success | failure |", "|---|---|---|"]  # fmt: skip
@@ -192,3 +191,12 @@ class Figures:
                     cells.append("missing")
             lines.append(f"| {split} | " + " | ".join(cells) + " |")
         return lines + [""]
+
+
+def copy_small(source: Path, target: Path) -> bool:
+    """Copy ``source`` to ``target`` when it exists (GIFs into the report folder)."""
+    if not source.is_file():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return True
