@@ -39,7 +39,7 @@ from resdex_sb3.errors import cli_main
 from resdex_sb3.presets import PIPELINE_CONFIG, load_distill_preset, load_pipeline_preset
 from resdex_sb3.run_folder import (best_info, best_model_path, checkpoint_steps, finished_rounds, load_run,
                                    passed_gate)
-from resdex_sb3.stage import StageCall
+from resdex_sb3.stage import StageCall, StopAfterStage
 from resdex_sb3.stage_command import TRAIN_ARGS_ENV, run_stage_command
 from resdex_sb3.stage_graph import StageGraph
 
@@ -47,10 +47,6 @@ def seed_suffix(seed: int, seeds: list[int]) -> str:
     """Run-name suffix of a hyper-policy or baseline seed: none for the first (the runs the students and the
     README use), ``-seed<N>`` for the others."""
     return "" if seed == seeds[0] else f"-seed{seed}"
-
-
-class StopAfterStage(Exception):
-    """Raised once the stage named by ``--until`` is complete."""
 
 
 class Pipeline:
@@ -89,20 +85,20 @@ class Pipeline:
 
     def _timed(self, stage: str, fn, *args: Any) -> Any:
         """Run a stage unless it finished with the same inputs (a grown budget, say, reruns and continues it)."""
-        reusable, result = self._reusable(stage, args)
+        reusable, result = self.reusable(stage, args)
         if reusable:
             print(f"[pipeline] {stage}: done, skipped")
             self._stop_if_until(stage)
             return result
         print(f"[pipeline] {stage}: running")
         began = time.perf_counter()
-        previous = self._begin(stage)
+        previous = self.begin(stage)
         try:
             result = fn(*args)
         except BaseException as err:  # Ctrl-C too: its time counts toward the next attempt
-            self._failed(stage, previous, repr(err), time.perf_counter() - began)
+            self.fail(stage, previous, repr(err), time.perf_counter() - began)
             raise
-        self._done(stage, previous, args, result, time.perf_counter() - began)
+        self.finish(stage, previous, args, result, time.perf_counter() - began)
         self._stop_if_until(stage)
         return result
 
@@ -112,14 +108,14 @@ class Pipeline:
         """What decides a stage's output: the preset's budgets and the stage's arguments."""
         return json.dumps([self.cfg, [str(a) for a in args]], sort_keys=True, default=str)
 
-    def _reusable(self, stage: str, args: tuple[Any, ...]) -> tuple[bool, Any]:
+    def reusable(self, stage: str, args: tuple[Any, ...]) -> tuple[bool, Any]:
         """``(True, its result)`` when ``stage`` finished before with the same inputs, else ``(False, None)``."""
         previous = self.status.get(stage, {})
         if previous.get("status") == "done" and previous.get("inputs") == self._inputs_key(args):
             return True, previous.get("result")
         return False, None
 
-    def _begin(self, stage: str) -> dict[str, Any]:
+    def begin(self, stage: str) -> dict[str, Any]:
         """Record ``stage`` as running; returns a copy of its previous record (the record below updates it)."""
         previous = dict(self.status.get(stage, {}))
         self._record(stage, status="running", seconds=self._spent_before(previous))
@@ -132,11 +128,11 @@ class Pipeline:
         # (a budget of another stage changed, say): then its time stays what producing that output took.
         return 0.0 if previous.get("status") == "done" else previous.get("seconds", 0.0)
 
-    def _failed(self, stage: str, previous: dict[str, Any], error: str, elapsed: float) -> None:
+    def fail(self, stage: str, previous: dict[str, Any], error: str, elapsed: float) -> None:
         """Record ``stage`` as failed with ``error`` after ``elapsed`` seconds of this attempt."""
         self._record(stage, status="failed", error=error, seconds=round(self._spent_before(previous) + elapsed, 1))
 
-    def _done(self, stage: str, previous: dict[str, Any], args: tuple[Any, ...], result: Any, elapsed: float) -> None:
+    def finish(self, stage: str, previous: dict[str, Any], args: tuple[Any, ...], result: Any, elapsed: float) -> None:
         """Record ``stage`` as done with ``result`` after ``elapsed`` seconds of this attempt."""
         seconds = self._spent_before(previous) + elapsed
         if isinstance(result, dict) and result.get("reused") and previous.get("status") == "done":

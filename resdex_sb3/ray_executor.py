@@ -45,7 +45,7 @@ from typing import Any
 import ray
 
 from resdex_sb3 import stage_command
-from resdex_sb3.stage import StageCall
+from resdex_sb3.stage import StageCall, StopAfterStage
 from resdex_sb3.stage_graph import StageGraph
 from resdex_sb3.stage_progress import StageProgress
 
@@ -162,7 +162,6 @@ class RayExecutor:
         done, those of them that are independent at once. Returns node -> result; raises :class:`StagesFailed`
         when some stage failed for good (after the others finished), ``StopAfterStage`` after ``--until``'s stage,
         and ``KeyboardInterrupt`` after cancelling this run's tasks."""
-        from resdex_sb3.pipeline import StopAfterStage
 
         graph = graph.until(pipeline.until)
         results: dict[str, Any] = {}
@@ -213,35 +212,35 @@ class RayExecutor:
         try:
             call = graph[node].build(results)
         except Exception as err:  # a stage that cannot start (no base passed its gate, say): it failed for good
-            pipeline._failed(node, pipeline._begin(node), repr(err), 0.0)
+            pipeline.fail(node, pipeline.begin(node), repr(err), 0.0)
             failed[node] = (node, repr(err))
             print(f"[pipeline] {node}: failed: {err!r}")
             return
         if call is None:
             results[node] = None
             return
-        reusable, result = pipeline._reusable(call.record, call.args)
+        reusable, result = pipeline.reusable(call.record, call.args)
         if reusable:
             print(f"[pipeline] {call.record}: done, skipped")
             results[node] = result
             return
         if call.kind == "driver":  # here, recorded as the others (``_timed`` would stop at ``--until``)
             print(f"[pipeline] {call.record}: running")
-            previous, began = pipeline._begin(call.record), time.perf_counter()
+            previous, began = pipeline.begin(call.record), time.perf_counter()
             try:
                 result = call.fn(*call.args)
             except BaseException as err:  # Ctrl-C too, recorded as the serial pipeline records it
-                pipeline._failed(call.record, previous, repr(err), time.perf_counter() - began)
+                pipeline.fail(call.record, previous, repr(err), time.perf_counter() - began)
                 if not isinstance(err, Exception):
                     raise
                 failed[node] = (call.record, repr(err))
                 print(f"[pipeline] {call.record}: failed: {err!r}")
                 return
-            pipeline._done(call.record, previous, call.args, result, time.perf_counter() - began)
+            pipeline.finish(call.record, previous, call.args, result, time.perf_counter() - began)
             results[node] = result
             return
         print(f"[pipeline] {call.record}: running on the cluster")
-        previous = pipeline._begin(call.record)
+        previous = pipeline.begin(call.record)
         ref = _remote_stage.options(**self._options(call)).remote(call, self._threads)
         running[ref] = _Running(node, call, previous, time.monotonic())
 
@@ -253,11 +252,11 @@ class RayExecutor:
             outcome = ray.get(ref)
         except ray.exceptions.RayError as err:
             error = _error_text(err)
-            pipeline._failed(run.call.record, run.previous, error, time.monotonic() - run.submitted)
+            pipeline.fail(run.call.record, run.previous, error, time.monotonic() - run.submitted)
             failed[run.node] = (run.call.record, error)
             print(f"[pipeline] {run.call.record}: failed: {error}")
             return
-        pipeline._done(run.call.record, run.previous, run.call.args, outcome["result"], outcome["seconds"])
+        pipeline.finish(run.call.record, run.previous, run.call.args, outcome["result"], outcome["seconds"])
         results[run.node] = outcome["result"]
         print(f"[pipeline] {run.call.record}: done in {outcome['seconds']:.1f} s")
 
@@ -269,7 +268,7 @@ class RayExecutor:
                 ray.cancel(ref, force=True)
             except Exception as err:  # noqa: BLE001 - a task that just finished cannot be cancelled
                 print(f"[ray] {run.call.record}: not cancelled ({err!r})")
-            pipeline._failed(run.call.record, run.previous, repr(KeyboardInterrupt()), time.monotonic() - run.submitted)
+            pipeline.fail(run.call.record, run.previous, repr(KeyboardInterrupt()), time.monotonic() - run.submitted)
         if running:
             print(f"[ray] interrupted: cancelled {', '.join(r.call.record for r in running.values())}; finished "
                   "stages are kept and reused by the next run")  # fmt: skip

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from resdex_sb3.ray_cluster import RayCluster, RayClusterError
+from resdex_sb3.stage import StopAfterStage
 
 
 def resolve_data_dir(data_dir: str | None) -> Path:
@@ -66,7 +67,6 @@ def run_pipeline(pipeline: Any, address: str, cpus_per_job: float = 2, gpus_per_
     :param cpus_per_job: CPUs per training job.
     :param gpus_per_job: GPUs per training job (None: 1 where the cluster has GPUs, else 0).
     """
-    from resdex_sb3.pipeline import StopAfterStage
     from resdex_sb3.ray_executor import RayExecutor, StagesFailed
 
     try:

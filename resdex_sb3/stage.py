@@ -20,6 +20,10 @@ from typing import Any
 KINDS = ("train", "light", "driver")
 
 
+class StopAfterStage(Exception):
+    """Raised once the stage named by ``--until`` is complete (by the serial pipeline and the Ray executor)."""
+
+
 @dataclass(frozen=True)
 class StageCall:
     """What one stage runs, resolved from the results of the stages it depends on.

@@ -123,7 +123,8 @@ def test_a_failing_base_is_retried_on_the_next_member(tmp_path, small_data, monk
 
 
 def test_until_stops_after_the_named_stage(tmp_path, small_data, monkeypatch):
-    from resdex_sb3.pipeline import Pipeline, StopAfterStage
+    from resdex_sb3.pipeline import Pipeline
+    from resdex_sb3.stage import StopAfterStage
 
     monkeypatch.setenv("RESDEX_DATA", str(small_data))
     out = tmp_path / "out"
@@ -159,7 +160,8 @@ def test_stage_time_adds_up_over_failed_attempts_and_restarts_for_new_inputs(tmp
 
 
 def test_a_cluster_without_a_passing_base_is_dropped(tmp_path, small_data, monkeypatch):
-    from resdex_sb3.pipeline import Pipeline, StopAfterStage
+    from resdex_sb3.pipeline import Pipeline
+    from resdex_sb3.stage import StopAfterStage
 
     monkeypatch.setenv("RESDEX_DATA", str(small_data))
     pipeline = Pipeline("smoke", tmp_path / "out", until="hyper-stage1")
