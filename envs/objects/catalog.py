@@ -23,7 +23,7 @@ from envs.objects.spec import SPLITS, ObjectSpec
 from envs.objects.store import ObjectSetNotBuilt, ObjectStore
 from envs.proposals import GraspProposal
 
-#: the fewest hull slots a scene of hull objects gets, so that sets of up to 8 hulls per object share one layout
+#: the fewest hull slots a scene gets when some of its objects are made of hulls (imported sets)
 IMPORTED_HULL_SLOTS = 8
 
 __all__ = ["DEFAULT_SET", "SPLITS", "ObjectSet", "ObjectSetNotBuilt", "available_sets", "describe_object_set",
