@@ -162,7 +162,6 @@ class RayExecutor:
         done, those of them that are independent at once. Returns node -> result; raises :class:`StagesFailed`
         when some stage failed for good (after the others finished), ``StopAfterStage`` after ``--until``'s stage,
         and ``KeyboardInterrupt`` after cancelling this run's tasks."""
-
         graph = graph.until(pipeline.until)
         results: dict[str, Any] = {}
         failed: dict[str, tuple[str, str]] = {}  # node -> (its record, the error)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from envs import quaternions as quat
 from envs.objects.spec import ConvexPart
 
 Parts = list[ConvexPart]
@@ -166,24 +167,13 @@ def banana(rng: np.random.Generator) -> Parts:
     for a in angles:  # capsules along an arc in the horizontal plane, each tangent to it
         pos = (radius * np.sin(a), radius * (1 - np.cos(a)), 0)
         yaw = _yaw_quat(a)
-        q_tangent = _quat_mul(yaw, _X_UP)
+        q_tangent = quat.multiply_components(yaw, _X_UP)
         parts.append(ConvexPart("capsule", (thick, seg), pos, q_tangent))
     return parts
 
 
 def remote(rng: np.random.Generator) -> Parts:
     return [_box(rng.uniform(0.07, 0.1), rng.uniform(0.018, 0.026), rng.uniform(0.008, 0.013))]
-
-
-def _quat_mul(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, float, float, float]:
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return (
-        aw * bw - ax * bx - ay * by - az * bz,
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-    )
 
 
 @dataclass(frozen=True)
