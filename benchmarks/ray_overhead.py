@@ -57,19 +57,13 @@ def ppo_costs(env_id: str, n_envs: int, steps: int, env_kwargs: dict) -> tuple[f
     from stable_baselines3.common.vec_env import VecNormalize
 
     from resdex_sb3.env_builder import build_env
-    from resdex_sb3.zoo_manager import DEFAULT_CONFIG, select_preset
+    from resdex_sb3.zoo_manager import DEFAULT_CONFIG, preset_policy, select_preset
 
     torch.set_num_threads(1)
     p = select_preset(DEFAULT_CONFIG, f"{env_id}-v0", "paper")
     root = env_kwargs.pop("_root", None)
     env = VecNormalize(build_env(f"{env_id}-v0", n_envs, 0, env_kwargs, root=root), norm_reward=False, clip_obs=5.0)
-    policy = p["policy"]
-    if isinstance(policy, str) and "." in policy:
-        module, _, name = policy.rpartition(".")
-        policy = getattr(__import__(module, fromlist=[name]), name)
-    kwargs = p.get("policy_kwargs") or {}
-    if isinstance(kwargs, str):
-        kwargs = eval(kwargs)  # noqa: S307 - rl-zoo's own reading of our YAML's "dict(...)" strings
+    policy, kwargs = preset_policy(p)
     model = PPO(policy, env, n_steps=p["n_steps"], batch_size=min(p["batch_size"], n_envs * p["n_steps"]),
                 n_epochs=p["n_epochs"], seed=0, policy_kwargs=kwargs, device="cpu")  # fmt: skip
     spent = {"update": 0.0}

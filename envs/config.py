@@ -48,6 +48,7 @@ class SceneConfig:
 OBS_MODES = ("base", "hyper")
 #: Physics engines behind the task: C MuJoCo's ``mujoco.batch.Batch`` (``envs.sim``) or MuJoCo Warp (``envs.warp_sim``).
 BACKENDS = ("mujoco", "warp")
+DEFAULT_BACKEND = BACKENDS[0]
 REWARD_MODES = ("base", "base_hold", "stage1", "stage2", "stage2_hold")
 
 

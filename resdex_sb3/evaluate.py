@@ -9,7 +9,8 @@ the protocol of ``resdex_sb3.evaluation``: ``--trials`` episodes per object from
 (``random_initial_progress`` off), deterministic actions; per object the sustained success (the headline: at the
 goal for ``sustain_steps`` consecutive steps), any-time success (the paper's) and held-at-end success; the split's
 mean over objects with a 95 % Wilson interval over objects. ``--split SET`` (an object set name, e.g. an imported
-one) evaluates all its objects. Writes ``--json`` (split, sustained, sustained_ci95, success, ci95, held,
+one) evaluates all its objects. ``--backend mujoco|warp`` (and ``--device``) evaluates on another physics backend
+than the run trained on. Writes ``--json`` (split, backend, sustained, sustained_ci95, success, ci95, held,
 held_ci95, grasp_distance, weights, objects; per object: object, category, sustained, success, held,
 grasp_distance, weights) and ``--csv`` (one row per object: object, category, sustained, success, held,
 grasp_distance). ``grasp_distance`` is the paper's grasp-pose quality D = -sum_t r_proposal of an episode, averaged
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import envs  # noqa: F401  (headless GL default)
+from envs.config import BACKENDS
 from envs.files import atomic_write_json
 from resdex_sb3.errors import cli_main, positive_int
 from resdex_sb3.evaluation import METRICS
@@ -53,7 +55,7 @@ def _percent(mean: float, ci: tuple[float, float]) -> str:
     return f"{100 * mean:.1f} % (95 % CI {100 * ci[0]:.1f}-{100 * ci[1]:.1f})"
 
 
-def _evaluate_on_ray(args: argparse.Namespace) -> Any:
+def _evaluate_on_ray(args: argparse.Namespace, physics: dict[str, str]) -> Any:
     """The evaluation sharded by objects over the Ray cluster ``--ray`` names (``resdex_sb3.ray_evaluation``)."""
     from resdex_sb3.ray_cluster import RayCluster
     from resdex_sb3.ray_evaluation import evaluate_sharded
@@ -68,9 +70,10 @@ def _evaluate_on_ray(args: argparse.Namespace) -> Any:
     folders = {"the run folder": run if run.is_dir() else run.parent, "the object data directory": shared}
     with joined(args.ray, folders, shared):
         video = args.video.expanduser().resolve() if args.video else None  # written by a worker: no relative path
-        result = evaluate_sharded(run, args.split, args.trials, data_dir, args.max_envs, video, args.ray_shards)
+        result = evaluate_sharded(run, args.split, args.trials, data_dir, args.max_envs, video, args.ray_shards,
+                                  physics)  # fmt: skip
     if args.gifs is not None:  # two episodes: here, after the merge
-        write_gifs(run, args.split, result, args.gifs, data_dir)
+        write_gifs(run, args.split, result, args.gifs, data_dir, physics=physics)
     return result
 
 
@@ -90,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gifs", type=Path, default=None, metavar="DIR",
                         help="write DIR/success.gif and DIR/failure.gif (the first trial with a sustained success and "
                              "the first without, re-run alone) and DIR/gifs.json saying which")  # fmt: skip
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="physics backend to evaluate on (default: the run's own)")
+    parser.add_argument("--device", default=None, help="warp device for --backend warp (default: CUDA when present)")
     parser.add_argument("--max-envs", type=positive_int, default=1024, help="envs simulated at once")
     parser.add_argument("--ray", nargs="?", const="auto", default=None, metavar="auto|local|ADDRESS",
                         help="shard the split's objects over a Ray cluster (local, auto: the default of a bare --ray, "
@@ -106,12 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)  # the physics threads need the cores; see resdex_sb3.train
+    physics = {name: value for name, value in (("backend", args.backend), ("device", args.device)) if value}
     if args.ray is not None:  # Ray is imported only here
-        result = _evaluate_on_ray(args)
+        result = _evaluate_on_ray(args, physics)
     else:
         result = evaluate_run(args.model, args.split, args.trials, args.data_dir, args.max_envs, args.video,
-                              gifs=args.gifs)  # fmt: skip
-    print(f"{args.model}  split={args.split}  objects={len(result.objects)}  trials={args.trials}")
+                              gifs=args.gifs, physics=physics)  # fmt: skip
+    print(f"{args.model}  split={args.split}  objects={len(result.objects)}  trials={args.trials}  "
+          f"backend={result.backend}")
     print(f"sustained {_percent(result.mean_sustained, result.sustained_ci95)}   "
           f"any-time {_percent(result.mean_success, result.ci95)}   "
           f"held at end {_percent(result.mean_held, result.held_ci95)}")  # fmt: skip

@@ -62,6 +62,7 @@ class SplitResult:
         None when the policy is not a hyper-policy run through ``ResidualMoEComposer``.
     :param trial_sustained: (objects, trials) the sustained outcome of each trial, in env (seed) order; None when
         not recorded.
+    :param backend: the physics backend the episodes ran on, when known.
     """
 
     objects: list[str]
@@ -74,6 +75,7 @@ class SplitResult:
     grasp_distance: np.ndarray | None = None
     weights: np.ndarray | None = None
     trial_sustained: np.ndarray | None = None
+    backend: str | None = None
 
     @property
     def mean_sustained(self) -> float:

@@ -11,6 +11,7 @@ point, the results); lower ``--max-envs`` for more, smaller chunks.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,7 +56,8 @@ def merge(parts: list[SplitResult]) -> SplitResult:
 
 
 def evaluate_sharded(run: str | Path, split: str, trials: int, data_dir: str | None, max_envs: int,
-                     video: Path | None = None, shards: int | None = None) -> SplitResult:  # fmt: skip
+                     video: Path | None = None, shards: int | None = None,
+                     physics: Mapping[str, str] | None = None) -> SplitResult:  # fmt: skip
     """``evaluate_run`` on a connected Ray cluster: one task (one CPU, retried if its worker dies) per shard.
 
     :param run: run folder or model zip (on the shared filesystem).
@@ -65,23 +67,24 @@ def evaluate_sharded(run: str | Path, split: str, trials: int, data_dir: str | N
     :param max_envs: envs simulated at once; decides the chunks, hence the seeds (as serially).
     :param video: GIF of the first env's episode (written by the first shard).
     :param shards: the most shards (default: the cluster's CPUs).
+    :param physics: as ``evaluate_run``'s (the run's own backend and device when None).
     """
     import ray
 
-    _, _, _, objects = split_objects(run, split, data_dir)
+    _, _, _, objects = split_objects(run, split, data_dir, physics=physics)
     if shards is None:
         shards = max(1, int(ray.cluster_resources().get("CPU", 1)))
     task = ray.remote(num_cpus=1, max_retries=EVAL_RETRIES)(_evaluate_shard)
     ranges = shard_ranges(len(objects), trials, max_envs, shards)
     print(f"[ray] {len(objects)} objects in {len(ranges)} shards: {ranges}")
-    refs = [task.remote(str(run), split, trials, data_dir, max_envs, video if begin == 0 else None, (begin, end))
-            for begin, end in ranges]  # fmt: skip
+    refs = [task.remote(str(run), split, trials, data_dir, max_envs, video if begin == 0 else None, (begin, end),
+                        physics) for begin, end in ranges]  # fmt: skip
     return merge(ray.get(refs))
 
 
 def _evaluate_shard(run: str, split: str, trials: int, data_dir: str | None, max_envs: int, video: Path | None,
-                    object_range: tuple[int, int]) -> SplitResult:  # fmt: skip
+                    object_range: tuple[int, int], physics: Mapping[str, str] | None) -> SplitResult:  # fmt: skip
     import torch
 
     torch.set_num_threads(1)  # as the serial command: the physics threads need the cores
-    return evaluate_run(run, split, trials, data_dir, max_envs, video, object_range=object_range)
+    return evaluate_run(run, split, trials, data_dir, max_envs, video, object_range=object_range, physics=physics)

@@ -9,12 +9,15 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
+from envs.backends import check_backend_options
+from envs.config import DEFAULT_BACKEND
 from envs.files import atomic_write_bytes, atomic_write_json
 from envs.objects.catalog import available_sets, load_object_set
 from envs.objects.spec import SPLITS
@@ -29,9 +32,11 @@ GIF_MAX_WIDTH = 240
 
 def evaluate_run(run_path: str | Path, split: str, trials: int = 10, data_dir: str | None = None,
                  max_envs: int = 1024, video: Path | None = None, only: list[str] | None = None,
-                 object_range: tuple[int, int] | None = None, gifs: Path | None = None) -> SplitResult:  # fmt: skip
+                 object_range: tuple[int, int] | None = None, gifs: Path | None = None,
+                 physics: Mapping[str, str] | None = None) -> SplitResult:  # fmt: skip
     """Evaluate a saved run on a split (or a whole object set) with the fixed protocol; ``only`` keeps the
-    named objects of the split.
+    named objects of the split. ``physics`` (``backend``, ``device``) replaces the run's own physics options, so a
+    policy trained on one backend can be evaluated on the other; the result names the backend it ran on.
 
     ``object_range=(begin, end)`` evaluates only objects ``begin:end`` of that list, exactly as the whole
     evaluation does (same chunks of ``max_envs // trials`` objects, same seeds), so that the per-object results
@@ -40,7 +45,7 @@ def evaluate_run(run_path: str | Path, split: str, trials: int = 10, data_dir: s
 
     ``gifs``: a folder to write, after the evaluation, ``success.gif`` and ``failure.gif`` (the first trial with a
     sustained success and the first without, each re-run alone) and ``gifs.json`` into (:func:`write_gifs`)."""
-    run, set_name, objset, objects = split_objects(run_path, split, data_dir, only)
+    run, set_name, objset, objects = split_objects(run_path, split, data_dir, only, physics)
     model = load_model(run)
     per_chunk = max(1, max_envs // trials)
     begin, end = object_range if object_range is not None else (0, len(objects))
@@ -60,7 +65,7 @@ def evaluate_run(run_path: str | Path, split: str, trials: int = 10, data_dir: s
         if frames:
             _save_gif(frames, video)
     result = replace(per_object_outcomes(env_objects, EpisodeOutcomes.concatenate(outcomes), trials),
-                     object_set_checksum=objset.checksum)  # fmt: skip
+                     object_set_checksum=objset.checksum, backend=run.env_kwargs.get("backend", DEFAULT_BACKEND))  # fmt: skip
     if gifs is not None:
         _write_gifs(run, model, set_name, objset, objects, result, Path(gifs), data_dir)
     return result
@@ -97,16 +102,16 @@ def trial_seed(object_index: int, trial: int, trials: int) -> int:
 
 
 def write_gifs(run_path: str | Path, split: str, result: SplitResult, folder: Path, data_dir: str | None = None,
-               only: list[str] | None = None) -> None:  # fmt: skip
+               only: list[str] | None = None, physics: Mapping[str, str] | None = None) -> None:  # fmt: skip
     """``success.gif``, ``failure.gif`` and ``gifs.json`` of an evaluation of ``run_path`` on ``split`` (what
     ``evaluate_run(..., gifs=folder)`` writes; for results merged from shards).
 
     :param run_path: the evaluated run folder or model zip.
-    :param split: the split it was evaluated on; ``data_dir`` and ``only`` as given to ``evaluate_run``.
+    :param split: the split it was evaluated on; ``data_dir``, ``only`` and ``physics`` as given to ``evaluate_run``.
     :param result: the evaluation's result (with ``trial_sustained``).
     :param folder: where the files go.
     """
-    run, set_name, objset, objects = split_objects(run_path, split, data_dir, only)
+    run, set_name, objset, objects = split_objects(run_path, split, data_dir, only, physics)
     _write_gifs(run, load_model(run), set_name, objset, objects, result, Path(folder), data_dir)
 
 
@@ -183,16 +188,17 @@ def _deterministic(model: Any) -> Any:
     return lambda obs: model.predict(obs, deterministic=True)[0]
 
 
-def split_objects(run_path: str | Path, split: str, data_dir: str | None = None, only: list[str] | None = None
-                  ) -> tuple[SavedRun, str, Any, list[Any]]:  # fmt: skip
+def split_objects(run_path: str | Path, split: str, data_dir: str | None = None, only: list[str] | None = None,
+                  physics: Mapping[str, str] | None = None) -> tuple[SavedRun, str, Any, list[Any]]:  # fmt: skip
     """The saved run, the object set's name, the set, and the objects :func:`evaluate_run` evaluates (in its order).
 
     :param run_path: run folder or model zip.
     :param split: a split name, ``all``, or another object set's name (all its objects).
     :param data_dir: the object data directory (default: the run's, else ``$RESDEX_DATA`` or ``data/``).
     :param only: keep these objects of the split.
+    :param physics: ``backend`` and ``device`` to use instead of the run's (the returned run carries them).
     """
-    run = load_run(run_path)
+    run = with_physics(load_run(run_path), physics)
     options, _ = split_env_kwargs(run.env_kwargs)
     set_name, split_name = object_set_name(options), split
     if split not in SPLITS and split != "all":
@@ -208,6 +214,20 @@ def split_objects(run_path: str | Path, split: str, data_dir: str | None = None,
     if not objects:
         raise ValueError(f"set {set_name!r} has no objects in split {split_name!r}")
     return run, set_name, objset, objects
+
+
+def with_physics(run: SavedRun, physics: Mapping[str, str] | None) -> SavedRun:
+    """``run`` with its env options' ``backend`` and ``device`` replaced by ``physics``: a device given alone keeps
+    the run's backend, a backend given alone drops the run's device; the combination is checked before anything
+    is built."""
+    if not physics:
+        return run
+    kwargs = run.env_kwargs
+    if "backend" in physics and "device" not in physics:
+        kwargs.pop("device", None)
+    kwargs.update(physics)
+    check_backend_options(kwargs.get("backend", DEFAULT_BACKEND), kwargs.get("device"))
+    return replace(run, hyperparams={**run.hyperparams, "env_kwargs": kwargs})
 
 
 def chunk_starts(num_objects: int, trials: int, max_envs: int = 1024) -> list[int]:
@@ -265,7 +285,7 @@ def result_json(result: SplitResult, split: str, run: str) -> dict[str, Any]:
     the mean mixing weights over objects (None when not recorded), and one row per object."""
     return {
         "model": run, "split": split, "trials": result.trials, "num_objects": len(result.objects),
-        "object_set_checksum": result.object_set_checksum,
+        "object_set_checksum": result.object_set_checksum, "backend": result.backend,
         "sustained": result.mean_sustained, "sustained_ci95": list(result.sustained_ci95),
         "success": result.mean_success, "ci95": list(result.ci95),
         "held": result.mean_held, "held_ci95": list(result.held_ci95),

@@ -54,6 +54,19 @@ def select_preset(config_path: str | Path, env_id: str, preset: str, algo: str =
     return read_preset(config_path, [env_id, preset], ZOO_KEYS | algo_keys(algo))
 
 
+def preset_policy(hyperparams: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """A preset's policy class (a dotted path imported) and its ``policy_kwargs`` (a ``"dict(...)"`` string
+    evaluated, as rl-zoo reads it): what a script building the model without rl-zoo passes to SB3."""
+    policy = hyperparams["policy"]
+    if isinstance(policy, str) and "." in policy:
+        module, _, name = policy.rpartition(".")
+        policy = getattr(__import__(module, fromlist=[name]), name)
+    kwargs = hyperparams.get("policy_kwargs") or {}
+    if isinstance(kwargs, str):
+        kwargs = eval(kwargs)  # noqa: S307 - rl-zoo's own reading of the YAML's "dict(...)" strings
+    return policy, dict(kwargs)
+
+
 class BatchedExperimentManager(ExperimentManager):
     """ExperimentManager over ``envs``' batched sim.
 

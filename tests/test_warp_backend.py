@@ -9,6 +9,8 @@ contact-free 30 steps qpos 2e-5 / qvel 1e-3; fixed grasping state: observations 
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ import pytest
 pytest.importorskip("mujoco_warp")
 
 from stable_baselines3.common.env_checker import check_env  # noqa: E402
+from subprocess_cli import run_module  # noqa: E402
 
 from envs.config import REWARD_MODES, SceneConfig, TaskConfig  # noqa: E402
 from envs.factory import make_vec_env  # noqa: E402
@@ -25,6 +28,7 @@ from envs.proposals import GraspProposal  # noqa: E402
 from envs.scene import Scene  # noqa: E402
 from envs.scripted import run_scripted_grasp, scripted_action  # noqa: E402
 from envs.task import GraspTask  # noqa: E402
+from envs.variants import VARIANTS  # noqa: E402
 from envs.warp_sim import PARK_DISTANCE, WarpSim  # noqa: E402
 
 #: max |qpos| / |qvel| difference over a contact-free horizon (hand in the air, object at rest on the table)
@@ -207,9 +211,37 @@ def test_vec_env_contract_on_warp():
     assert np.isfinite(obs).all() and np.isfinite(env.task.sim.qpos).all()
 
 
-def test_sb3_check_env_on_a_warp_single_env():
-    env = gym.make("ResDexHyper-v0", backend="warp", device=CPU, episode_length=8).unwrapped
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_sb3_check_env_on_every_env_id_on_warp(variant):
+    env = gym.make(f"{variant}-v0", backend="warp", device=CPU, episode_length=8).unwrapped
+    assert env.task.backend == "warp"
     check_env(env, warn=True)
+
+
+def test_train_and_evaluate_on_warp_then_evaluate_on_c_mujoco(tmp_path, small_data):
+    """The CLIs end to end on warp's CPU device (8-step episodes keep it short), and the trained policy evaluated on
+    the other backend with ``--backend``: each JSON names the backend it ran on."""
+    run = tmp_path / "warp-base"
+    trained = run_module("resdex_sb3.train", "--algo", "ppo", "--env", "ResDexBase", "--preset", "smoke", "-n", "256",
+                         "--run-dir", str(run), "--env-kwargs", "backend:'warp'", "device:'cpu'", "episode_length:8",
+                         data=small_data)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert json.loads((run / "checkpoint.json").read_text())["num_timesteps"] == 256
+    summaries = {}
+    for backend in ("warp", "mujoco"):
+        out = tmp_path / f"{backend}.json"
+        extra = () if backend == "warp" else ("--backend", backend)  # warp: the run's own
+        done = run_module("resdex_sb3.evaluate", "--model", str(run), "--split", "unseen_cat", "--trials", "1",
+                          "--json", str(out), *extra, data=small_data)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"backend={backend}" in done.stdout
+        summaries[backend] = json.loads(out.read_text())
+    assert [s["backend"] for s in summaries.values()] == ["warp", "mujoco"]
+    assert [len(s["objects"]) for s in summaries.values()] == [10, 10]
+    bad = run_module("resdex_sb3.evaluate", "--model", str(run), "--split", "unseen_cat", "--backend", "mujoco",
+                     "--device", "cpu", data=small_data)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "error: option device 'cpu' needs backend 'warp' (backend 'mujoco' runs on the CPU)"), bad.stderr[-3000:]
 
 
 def test_bad_backend_options_are_named():
