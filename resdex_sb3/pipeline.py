@@ -27,6 +27,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,19 +92,25 @@ class Pipeline:
             self._stop_if_until(stage)
             return result
         print(f"[pipeline] {stage}: running")
+        result = self.run_recorded(stage, fn, args)
+        self._stop_if_until(stage)
+        return result
+
+    # The pieces of ``_timed``, also used by an executor that runs stages itself or elsewhere (``ray_executor``)
+    # and records their outcome here: only the process that owns the ``Pipeline`` writes ``pipeline.json``.
+    def run_recorded(self, stage: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        """``fn(*args)`` here, recorded as ``stage``: running, then done with its result, or failed with the error
+        (re-raised; Ctrl-C too: its time counts toward the next attempt)."""
         began = time.perf_counter()
         previous = self.begin(stage)
         try:
             result = fn(*args)
-        except BaseException as err:  # Ctrl-C too: its time counts toward the next attempt
+        except BaseException as err:
             self.fail(stage, previous, repr(err), time.perf_counter() - began)
             raise
         self.finish(stage, previous, args, result, time.perf_counter() - began)
-        self._stop_if_until(stage)
         return result
 
-    # The pieces of ``_timed``, also used by an executor that runs the stage function elsewhere (``ray_executor``)
-    # and records its outcome here: only the process that owns the ``Pipeline`` writes ``pipeline.json``.
     def _inputs_key(self, args: tuple[Any, ...]) -> str:
         """What decides a stage's output: the preset's budgets and the stage's arguments."""
         return json.dumps([self.cfg, [str(a) for a in args]], sort_keys=True, default=str)

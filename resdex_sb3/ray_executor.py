@@ -225,18 +225,11 @@ class RayExecutor:
             return
         if call.kind == "driver":  # here, recorded as the others (``_timed`` would stop at ``--until``)
             print(f"[pipeline] {call.record}: running")
-            previous, began = pipeline.begin(call.record), time.perf_counter()
             try:
-                result = call.fn(*call.args)
-            except BaseException as err:  # Ctrl-C too, recorded as the serial pipeline records it
-                pipeline.fail(call.record, previous, repr(err), time.perf_counter() - began)
-                if not isinstance(err, Exception):
-                    raise
+                results[node] = pipeline.run_recorded(call.record, call.fn, call.args)
+            except Exception as err:  # failed for good; Ctrl-C (recorded too) goes on up
                 failed[node] = (call.record, repr(err))
                 print(f"[pipeline] {call.record}: failed: {err!r}")
-                return
-            pipeline.finish(call.record, previous, call.args, result, time.perf_counter() - began)
-            results[node] = result
             return
         print(f"[pipeline] {call.record}: running on the cluster")
         previous = pipeline.begin(call.record)

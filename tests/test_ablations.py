@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from subprocess_cli import REPO, run_module
+from subprocess_cli import REPO, copy_pipeline, run_module
 
 from resdex_sb3.ablations import AblationGrid
-from resdex_sb3.pipeline import Pipeline
 from resdex_sb3.presets import ABLATIONS_CONFIG, load_ablation_preset
 from resdex_sb3.report import MISSING, Report
 
@@ -27,10 +25,7 @@ def smoke_grid(tmp_path_factory, small_data, smoke_pipeline):
     """The smoke grid in a copy of the session's smoke pipeline (its bases, and its method as k2's seed 0), run in
     two commands (k1 over seeds 0 and 1; then k2 on seed 0 of its two: reused, evaluated only), with the rest of the
     preset's variants never run, and its report."""
-    out = tmp_path_factory.mktemp("grid") / "pipe"
-    shutil.copytree(smoke_pipeline, out)
-    status = out / Pipeline.STATUS_FILE
-    status.write_text(status.read_text().replace(str(smoke_pipeline), str(out)))
+    out = copy_pipeline(smoke_pipeline, tmp_path_factory.mktemp("grid") / "pipe")
     first = run_module("resdex_sb3.ablations", "--preset", "smoke", "--out", str(out), "--variants", "k1",
                        "--seeds", "0,1", data=small_data)  # fmt: skip
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from subprocess_cli import run_module
+from subprocess_cli import copy_pipeline, run_module
 
 from resdex_sb3.presets import PIPELINE_CONFIG as CONFIG
 from resdex_sb3.presets import load_pipeline_preset as load_preset
@@ -31,14 +30,14 @@ def test_smoke_pipeline_end_to_end_then_resume_a_killed_stage(tmp_path, small_da
     assert "MultiTaskPolicy" in baseline_config and "base_models" not in baseline_config
     _assert_stage2_continues_stage1(smoke_pipeline / "hyper-stage1", smoke_pipeline / "hyper")
 
-    out = tmp_path / "pipe"  # the session's pipeline is shared: kill a stage of a copy
-    shutil.copytree(smoke_pipeline, out)
+    out = copy_pipeline(smoke_pipeline, tmp_path / "pipe")  # the session's pipeline is shared: kill a stage of a copy
     # a stage killed after its last checkpoint: final model gone, status not done -> it continues from there
     (out / "hyper" / "ResDexHyper-v0.zip").unlink()
+    status = json.loads((out / "pipeline.json").read_text())
     status["hyper"]["status"] = "running"
     for key in [k for k in status if k.startswith("eval-method") or k == "report"]:
         del status[key]
-    (out / "pipeline.json").write_text(json.dumps(status).replace(str(smoke_pipeline), str(out)))
+    (out / "pipeline.json").write_text(json.dumps(status))
     before = json.loads((out / "hyper" / "checkpoint.json").read_text())["num_timesteps"]
     again = run_module("resdex_sb3.pipeline", "--preset", "smoke", "--out", str(out), data=small_data)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -1,5 +1,5 @@
 """The Ray path (``--ray``) on a local cluster of 2 CPUs on 127.0.0.1, started once for this module: the smoke
-pipeline gives the serial run's stage outputs, a worker killed during a base is retried and resumes from its
+pipeline's stages give the serial run's outputs on the cluster, a worker killed during a base is retried and resumes from its
 checkpoint, sharded evaluation equals serial evaluation, and bad setups fail at once with one line.
 
 Budgets are the smoke preset's; the commands run as subprocesses that join the module's cluster by address,
@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from subprocess_cli import REPO, run_module
+from subprocess_cli import REPO, copy_pipeline, run_module
 
 ray = pytest.importorskip("ray")
 
-#: records the serial comparison covers: every stage up to the bases' evaluations (deterministic, seeded)
-COMPARED = ("objects", "shape", "base-0", "base-1", *(f"eval-base-{i}-{s}" for i in (0, 1)
-                                                     for s in ("train", "unseen_obj", "unseen_cat")))  # fmt: skip
+#: records the serial comparison covers: the shape stage, the bases and their evaluations (deterministic, seeded)
+COMPARED = ("shape", "base-0", "base-1", *(f"eval-base-{i}-{s}" for i in (0, 1)
+                                           for s in ("train", "unseen_obj", "unseen_cat")))  # fmt: skip
+#: the stages the Ray test runs on the cluster (the others it reuses from the serial run)
+RERUN_ON_RAY = (*COMPARED, "vision-gt_pose", *(f"eval-vision-gt_pose-{s}" for s in ("train", "unseen_obj", "unseen_cat")),
+                "report")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +38,23 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def ray_pipeline(cluster, small_data, tmp_path_factory) -> Path:
-    """The whole smoke pipeline under --ray (bases, method and baseline, students and report)."""
-    out = tmp_path_factory.mktemp("ray") / "pipe"
+def ray_pipeline(cluster, small_data, smoke_pipeline, tmp_path_factory) -> Path:
+    """The smoke pipeline under --ray, on a copy of the session's serial run with ``RERUN_ON_RAY``'s records,
+    run folders and evaluation files deleted: those stages (every kind: the shape stage, training, evaluation,
+    distillation and the report) run on the cluster, the others are reused as a rerun reuses them."""
+    out = copy_pipeline(smoke_pipeline, tmp_path_factory.mktemp("ray") / "pipe")
+    status = json.loads((out / "pipeline.json").read_text())
+    for record in RERUN_ON_RAY:
+        del status[record]
+        shutil.rmtree(out / record, ignore_errors=True)
+        (out / "eval" / f"{record.removeprefix('eval-')}.json").unlink(missing_ok=True)
+    (out / "pipeline.json").write_text(json.dumps(status))
     done = run_module("resdex_sb3.pipeline", "--preset", "smoke", "--out", str(out), "--ray", cluster,
                       "--ray-cpus-per-job", "1", data=small_data)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for record in RERUN_ON_RAY:
+        assert f"[pipeline] {record}: running" in done.stdout, record
+    assert "[pipeline] hyper: done, skipped" in done.stdout
     return out
 
 
