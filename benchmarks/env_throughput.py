@@ -4,7 +4,9 @@ measured side by side in one run.
 The VecEnv figure includes action validation and mapping, observations, rewards, infos and auto-resets of
 random-action episodes. Both run the same primitive-object batch with the same thread count; the two are
 interleaved (raw, vec, raw, vec, ...) and each keeps its best round, so machine noise hits both alike.
-Last line: ``ratio: X`` = VecEnv / raw at the largest size.
+``host`` is the VecEnv's time per step outside the simulation's ``step`` (the task's numpy work and the SB3
+adapter; on CUDA the host copies count as the simulation's): the ceiling it puts on env-steps/s however fast the
+physics. Last line: ``ratio: X`` = VecEnv / raw at the largest size.
 """
 
 from __future__ import annotations
@@ -43,13 +45,28 @@ def _raw_rate(env, steps: int) -> float:
     return steps * env.num_envs / (time.perf_counter() - start)
 
 
-def _vec_rate(env, steps: int) -> float:
+def _vec_rate(env, steps: int) -> tuple[float, float]:
+    """The VecEnv's env-steps/s, and its seconds per step spent outside the simulation's ``step``."""
     rng = np.random.default_rng(1)
     actions = rng.uniform(-1, 1, size=(steps, env.num_envs, 24)).astype(np.float32)
-    start = time.perf_counter()
-    for k in range(steps):
-        env.step(actions[k])
-    return steps * env.num_envs / (time.perf_counter() - start)
+    sim = env.task.sim
+    in_sim = [0.0]
+
+    def timed_step(substeps: int) -> np.ndarray:
+        began = time.perf_counter()
+        failed = type(sim).step(sim, substeps)
+        in_sim[0] += time.perf_counter() - began
+        return failed
+
+    sim.step = timed_step  # an instance attribute, deleted below: the class's step again
+    try:
+        start = time.perf_counter()
+        for k in range(steps):
+            env.step(actions[k])
+        elapsed = time.perf_counter() - start
+    finally:
+        del sim.step
+    return steps * env.num_envs / elapsed, (elapsed - in_sim[0]) / steps
 
 
 def _rss_mib() -> float:
@@ -81,14 +98,16 @@ def main() -> None:
         build_s = time.perf_counter() - start
         rss_per_env_kib = (_rss_mib() - rss_before) * 1024 / n
         _vec_rate(env, 5)  # warm-up: first contacts, caches
-        raw, vec = 0.0, 0.0
+        raw, vec, host = 0.0, 0.0, float("inf")
         for _ in range(rounds):
             raw = max(raw, _raw_rate(env, steps))
-            vec = max(vec, _vec_rate(env, steps))
+            rate, host_s = _vec_rate(env, steps)
+            vec, host = max(vec, rate), min(host, host_s)
         ratio = vec / raw
         raw_name = "raw warp step" if args.backend == "warp" else "raw Batch.step"
         print(f"N={n:5d}  {raw_name} {raw:9.0f} env-steps/s   VecEnv {vec:9.0f} env-steps/s   "
-              f"VecEnv/raw {ratio:.3f}   peak RSS growth {rss_per_env_kib:.1f} KiB/env   build+first step {build_s:.1f} s")  # fmt: skip
+              f"VecEnv/raw {ratio:.3f}   host {host * 1e3:.1f} ms/step (cap {n / host:,.0f} env-steps/s)   "
+              f"peak RSS growth {rss_per_env_kib:.1f} KiB/env   build+first step {build_s:.1f} s")  # fmt: skip
     print(f"ratio: {ratio:.3f}")
 
 
