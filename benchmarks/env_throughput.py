@@ -2,11 +2,13 @@
 measured side by side in one run.
 
 The VecEnv figure includes action validation and mapping, observations, rewards, infos and auto-resets of
-random-action episodes. Both run the same primitive-object batch with the same thread count; the two are
-interleaved (raw, vec, raw, vec, ...) and each keeps its best round, so machine noise hits both alike.
-``host`` is the VecEnv's time per step outside the simulation's ``step`` (the task's numpy work and the SB3
-adapter; on CUDA the host copies count as the simulation's): the ceiling it puts on env-steps/s however fast the
-physics. Last line: ``ratio: X`` = VecEnv / raw at the largest size.
+random-action episodes, desynchronised as every training preset runs them (``random_initial_progress``), so
+that some envs reset on almost every step. Both run the same primitive-object batch with the same thread count;
+the two are interleaved (raw, vec, raw, vec, ...) and each keeps its best round, so machine noise hits both
+alike.
+``host`` is the VecEnv's time per step outside the simulation's ``step`` and ``reset`` (the task's numpy work
+and the SB3 adapter; on CUDA the host copies count as the simulation's): the ceiling it puts on env-steps/s
+however fast the physics. Last line: ``ratio: X`` = VecEnv / raw at the largest size.
 """
 
 from __future__ import annotations
@@ -46,26 +48,32 @@ def _raw_rate(env, steps: int) -> float:
 
 
 def _vec_rate(env, steps: int) -> tuple[float, float]:
-    """The VecEnv's env-steps/s, and its seconds per step spent outside the simulation's ``step``."""
+    """The VecEnv's env-steps/s, and its seconds per step spent outside the simulation's ``step`` and ``reset``."""
     rng = np.random.default_rng(1)
     actions = rng.uniform(-1, 1, size=(steps, env.num_envs, 24)).astype(np.float32)
     sim = env.task.sim
     in_sim = [0.0]
 
-    def timed_step(substeps: int) -> np.ndarray:
-        began = time.perf_counter()
-        failed = type(sim).step(sim, substeps)
-        in_sim[0] += time.perf_counter() - began
-        return failed
+    def timed(name: str):
+        method = getattr(type(sim), name)
 
-    sim.step = timed_step  # an instance attribute, deleted below: the class's step again
+        def call(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return method(sim, *args, **kwargs)
+            finally:
+                in_sim[0] += time.perf_counter() - began
+
+        return call
+
+    sim.step, sim.reset = timed("step"), timed("reset")  # instance attributes, deleted below
     try:
         start = time.perf_counter()
         for k in range(steps):
             env.step(actions[k])
         elapsed = time.perf_counter() - start
     finally:
-        del sim.step
+        del sim.step, sim.reset
     return steps * env.num_envs / elapsed, (elapsed - in_sim[0]) / steps
 
 
@@ -92,7 +100,7 @@ def main() -> None:
         rss_before = _rss_mib()
         start = time.perf_counter()
         env = make_vec_env("ResDexHyper", num_envs=n, seed=0, num_threads=args.threads, backend=args.backend,
-                           device=args.device)  # fmt: skip
+                           device=args.device, random_initial_progress=True)  # fmt: skip
         env.reset()
         env.step(np.zeros((n, 24), np.float32))  # warp: the first step compiles or loads its kernels
         build_s = time.perf_counter() - start

@@ -124,6 +124,9 @@ def test_a_missing_run_is_shown_as_missing_never_as_zero(smoke_grid):
     assert method[1] == "1/2" and MISSING not in method[2:]  # one of two planned seeds ran: its numbers, not a zero
     numbers = json.loads((smoke_grid / "report" / "report.json").read_text())["numbers"]
     assert numbers["variants"]["ResDex k=3 (own clustering), stage1"]["train"]["sustained"] is None
+    # a claim whose variant never ran: listed, with no number and no verdict
+    claims = [row for row in _table(text, "## ResDex's claims") if "TRPO" in row[0]]
+    assert len(claims) == 3 and all(row[3:] == [MISSING, "missing runs"] for row in claims)
 
 
 def test_rerunning_the_grid_trains_nothing_and_an_unfinished_stage_resumes(smoke_grid, small_data):
