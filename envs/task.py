@@ -257,7 +257,7 @@ class GraspTask:
         )  # fmt: skip
         if self.autoreset and len(done_ids):
             self._reset_envs(done_ids)
-            obs = self._observe()
+            obs = self._observe_after_reset(obs, done_ids)
             result.obs = obs
         self._obs = obs
         return result
@@ -292,16 +292,20 @@ class GraspTask:
     def _object_pos(self) -> np.ndarray:
         return self._sensor("object_pos")
 
-    def _observe(self) -> np.ndarray:
-        """The observation batch (layout: ``_ObservationPlan``), written block by block into one float32 array.
+    def _observe(self, ids: np.ndarray | None = None) -> np.ndarray:
+        """The observation batch (layout: ``_ObservationPlan``) of envs ``ids`` (all when None), written block by
+        block into one float32 array.
 
         Values are computed in float64 by each block's formula and rounded to float32 once, when written: the same
         numbers as concatenating the float64 blocks into float32. The 3-vectors and quaternions are gathered as
-        (components, N) rows of the transposed sensordata, so that every op runs along the env axis."""
+        (components, N) rows of the transposed sensordata, so that every op runs along the env axis. Each env's
+        row depends on that env's state alone, so the rows of ``ids`` equal those rows of the whole batch."""
         cfg, plan = self.config, self._plan
-        sensors = self.sim.sensordata.T
-        n = self.num_envs
-        cos, sin, unyaw = self._yaw_trig()
+        rows = slice(None) if ids is None else ids
+        data, qpos = self.sim.sensordata[rows], self.sim.qpos[rows]
+        sensors = data.T
+        n = len(data)
+        cos, sin, unyaw = (v[rows] for v in self._yaw_trig())
         obs = np.empty((n, plan.width), dtype=np.float32)
         obs_t = obs.T
         # every 3-vector to the start-yaw frame (rotation by -yaw)
@@ -318,15 +322,22 @@ class GraspTask:
         np.subtract(self.goal[2], z[plan.OBJECT_POS], out=obs_t[plan.goal.start + 2])
         for k, component in enumerate(quat.multiply_components(unyaw.T, sensors[plan.quat_sensor.T])):
             obs_t[plan.quat_obs[:, k]] = component
-        np.divide(self._sensor("hand_qpos") - self._joint_mid, self._joint_half, out=obs[:, plan.hand_qpos])
-        np.multiply(cfg.touch_scale, self._sensor("touch"), out=obs[:, plan.touch])
-        root_qpos = self.sim.qpos[:, self.layout.root_qpos[3:6]]
-        np.subtract(root_qpos[:, 0], self.hand_yaw, out=obs_t[plan.root_angles.start])
+        sensor = self.layout.sensor
+        np.divide(data[:, sensor["hand_qpos"]] - self._joint_mid, self._joint_half, out=obs[:, plan.hand_qpos])
+        np.multiply(cfg.touch_scale, data[:, sensor["touch"]], out=obs[:, plan.touch])
+        root_qpos = qpos[:, self.layout.root_qpos[3:6]]
+        np.subtract(root_qpos[:, 0], self.hand_yaw[rows], out=obs_t[plan.root_angles.start])
         obs[:, plan.root_angles.start + 1 : plan.root_angles.stop] = root_qpos[:, 1:]
-        obs[:, plan.prev_action] = self.prev_action
+        obs[:, plan.prev_action] = self.prev_action[rows]
         if cfg.obs_mode == "hyper":
-            np.multiply(cfg.shape_code_scale, self.shape_codes, out=obs[:, plan.shape_code])
+            np.multiply(cfg.shape_code_scale, self.shape_codes[rows], out=obs[:, plan.shape_code])
         return np.clip(obs, -cfg.obs_clip, cfg.obs_clip, out=obs)
+
+    def _observe_after_reset(self, obs: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The batch's observation once envs ``ids`` have been reset, from ``obs`` of just before: only their rows
+        are recomputed (the others' state, hence their rows, did not change)."""
+        obs[ids] = self._observe(ids)
+        return obs
 
     # ------------------------------------------------------------------ reward
     def _reward_terms(self, act: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -93,7 +93,13 @@ class VisionGraspTask(GraspTask):
         self._held_cloud[ids] = 0.0  # no cloud of the previous episode carries over
 
     # ------------------------------------------------------------------ observations
-    def _observe(self) -> np.ndarray:
+    def _observe_after_reset(self, obs: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The whole batch again: every env's cloud is drawn anew on each observation."""
+        return self._observe()
+
+    def _observe(self, ids: np.ndarray | None = None) -> np.ndarray:
+        if ids is not None:
+            raise NotImplementedError("the vision observation is drawn for the whole batch")
         hyper = super()._observe()
         n = self.num_envs
         cos, sin = np.cos(self.hand_yaw), np.sin(self.hand_yaw)

@@ -120,12 +120,15 @@ def test_observation_rewards_and_controls_equal_reference_formulas(variant, rewa
                           for q in rng.normal(size=(2, 4))] for o in objects[:3]}  # fmt: skip
     codes = {o.name: rng.normal(size=64) for o in objects}
     env = make_vec_env(variant, 10, objects, seed=0, proposals=proposals, shape_codes=codes, num_threads=1,
-                       reward_mode=reward_mode, episode_length=15)  # fmt: skip
+                       reward_mode=reward_mode, episode_length=15, random_initial_progress=True)  # fmt: skip
     task = env.task
-    env.reset()
-    for step in range(20):  # crosses an auto-reset (new start yaws)
+    obs = env.reset()
+    resets = 0
+    for step in range(20):  # desynchronised episodes: auto-resets of a few envs at a time (new start yaws)
         act = np.clip(rng.normal(0.0, 0.7, (10, 24)), -1.0, 1.0)
-        assert _same(task._observe(), _reference_observation(task))
+        reference = _reference_observation(task)
+        assert _same(task._observe(), reference)
+        assert _same(obs, reference)  # what the step returned: only the reset envs' rows were recomputed
         delta, match = task._proposal_distance(task._object_pos(), task._sensor("hand_point"))
         ref_delta, ref_match = _reference_proposal_distance(task)
         assert _same(delta, ref_delta) and _same(match, ref_match)
@@ -140,7 +143,9 @@ def test_observation_rewards_and_controls_equal_reference_formulas(variant, rewa
         expected_ctrl = _reference_controls(task, act)
         task._apply_actions(act)
         assert _same(task.sim.ctrl, expected_ctrl)
-        env.step(act.astype(np.float32))
+        obs, _, dones, _ = env.step(act.astype(np.float32))
+        resets += 0 < dones.sum() < len(dones)
+    assert resets >= 2  # steps on which some, not all, envs reset
 
 
 def test_cached_yaw_functions_follow_any_change_of_hand_yaw():
