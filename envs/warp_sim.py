@@ -18,6 +18,12 @@ parked far from everything (``PARK_DISTANCE``). Slots that no object of the batc
 On the CPU device the arrays the task reads and writes (``qpos``, ``qvel``, ``ctrl``, ``qacc_warmstart``,
 ``sensordata``, ``xaxis``) are numpy views of the warp arrays (no copies). On CUDA they are pinned host mirrors,
 pushed before and pulled after every step, and the substeps run as one captured CUDA graph.
+
+**Resets.** MuJoCo Warp's forward runs every world, and with desynchronised episodes a few worlds reset on almost
+every step: a whole-batch forward per step would cost about a third of the physics. So a reset clears the worlds'
+device data (``reset_data`` with a world mask), writes their new state, and takes their sensors and joint axes
+from C MuJoCo's forward of the same worlds (a ``BatchedSim`` shadow of the batch, used only here): what
+``BatchedSim.reset`` computes. The device recomputes everything else from the state at the start of the next step.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import numpy as np
 
 from envs.objects.spec import ObjectSpec
 from envs.scene import Scene, _compile_with_explicit_inertia, fixed_size_hull
+from envs.sim import BatchedSim
 
 #: warp's compiled kernels (git-ignored) unless WARP_CACHE_PATH names another folder: the first CPU step compiles
 #: for about a minute, later processes load the kernels in about a second.
@@ -127,6 +134,7 @@ class WarpSim:
         self._blowup_overflow = int(mjw.OverflowType.NEFC | mjw.OverflowType.BROADPHASE | mjw.OverflowType.NARROWPHASE)
         self._graph: Any = None
         self._graph_substeps = 0
+        self._reset_shadow = BatchedSim(scene, objects, num_threads=1)  # C forward of the worlds that reset
 
     # ------------------------------------------------------------------ host <-> device
     def _host_view(self, name: str) -> np.ndarray:
@@ -182,29 +190,25 @@ class WarpSim:
             wp.capture_launch(self._graph)
 
     def reset(self, ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray | None = None) -> None:
-        """Put worlds ``ids`` in the given state (controls and warmstart zero) and compute their sensors."""
+        """Put worlds ``ids`` in the given state (controls and warmstart zero) and compute their sensors (see the
+        module's *Resets*); the other worlds are not touched."""
         ids = np.asarray(ids)
         if len(ids) == 0:
             return
         wp, mjw = self._wp, self._mjw
         mask = np.zeros(self.num_envs, dtype=bool)
         mask[ids] = True
-        # the forward below runs every world; the others keep the sensors and axes of their last substep (what
-        # BatchedSim, which forwards only ``ids``, leaves them)
-        keep = ~mask
-        sensors, axes = self.sensordata[keep].copy(), self.xaxis[keep].copy()
-        self.push()
-        with wp.ScopedDevice(self.device):
+        with wp.ScopedDevice(self.device):  # every other field of these worlds to its default, on the device
             mjw.reset_data(self.mjw_model, self.mjw_data, wp.array(mask, dtype=bool))
-        self.pull()
         self.qpos[ids] = qpos
         self.qvel[ids] = 0.0 if qvel is None else qvel
         self.ctrl[ids] = 0.0
-        self.push()
-        with wp.ScopedDevice(self.device):
-            mjw.forward(self.mjw_model, self.mjw_data)
-        self.pull()
-        self.sensordata[keep], self.xaxis[keep] = sensors, axes
+        self.qacc_warmstart[ids] = 0.0
+        self.push()  # the host mirrors hold the other worlds' current state: pushing them changes nothing there
+        shadow = self._reset_shadow
+        shadow.reset(ids, self.qpos[ids], self.qvel[ids])  # the state as the device holds it (float32)
+        self.sensordata[ids] = shadow.sensordata[ids]
+        self.xaxis[ids] = shadow.xaxis[ids]
         self._overflow_seen[ids] = self._overflow[ids]
 
     def model_of(self, env: int) -> mujoco.MjModel:

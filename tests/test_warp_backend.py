@@ -186,6 +186,22 @@ def test_reset_leaves_other_worlds_untouched():
     assert not np.allclose(task.sim.qpos[1], qpos[1])
 
 
+def test_a_reset_world_observes_what_c_mujoco_computes():
+    """A reset takes the world's sensors from C MuJoCo's forward of its new state (no whole-batch forward on the
+    device): its observation row equals the C backend's to float32 rounding of the state; the next step runs
+    from it as C MuJoCo does."""
+    c, w = _pair(primitive_objects()[:3])
+    actions = np.random.default_rng(2).uniform(-0.3, 0.3, size=(6, 3, 24))
+    for a in actions[:3]:
+        c.step(a), w.step(a)
+    obs_c, obs_w = c.reset(np.array([1])), w.reset(np.array([1]))  # the same draws: the envs are seeded alike
+    np.testing.assert_allclose(w.sim.qpos[1], c.sim.qpos[1], atol=1e-6)
+    np.testing.assert_allclose(obs_w[1], obs_c[1], atol=1e-5)
+    for a in actions[3:]:
+        c.step(a), w.step(a)
+    np.testing.assert_allclose(w.sim.qpos[1], c.sim.qpos[1], atol=FREE_QPOS_ATOL)
+
+
 def test_cpu_arrays_are_views_of_the_warp_arrays():
     sim = WarpSim(Scene(), [cube()], device=CPU)
     sim.ctrl[0, 0] = 0.25
