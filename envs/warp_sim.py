@@ -110,8 +110,10 @@ class WarpSim:
             raise ValueError(f"option device {device!r} is not a warp device here ({err})") from err
         self.scene = scene
         self.num_envs = n = len(objects)
-        # C models per object: the source of every per-world value, and what model_of / data_of render with
-        self.models = [scene.object_model(o) for o in objects]
+        # C MuJoCo's simulation of the same worlds, for resets (see the module's *Resets*); its models, one per
+        # world, are the source of every per-world value and what model_of / data_of render with
+        self._reset_shadow = BatchedSim(scene, objects, num_threads=1)
+        self.models = self._reset_shadow.models
         base, per_object, world_object = _base_model_and_tables(scene, objects)
         self.base_model = base
         with wp.ScopedDevice(self.device):
@@ -134,7 +136,6 @@ class WarpSim:
         self._blowup_overflow = int(mjw.OverflowType.NEFC | mjw.OverflowType.BROADPHASE | mjw.OverflowType.NARROWPHASE)
         self._graph: Any = None
         self._graph_substeps = 0
-        self._reset_shadow = BatchedSim(scene, objects, num_threads=1)  # C forward of the worlds that reset
 
     # ------------------------------------------------------------------ host <-> device
     def _host_view(self, name: str) -> np.ndarray:
