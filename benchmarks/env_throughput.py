@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 import envs  # noqa: F401
-from envs.config import BACKENDS
+from envs.config import BACKENDS, DEFAULT_BACKEND
 from envs.factory import make_vec_env
 
 
@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short rounds (under a minute)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="physics threads (mujoco backend)")
-    parser.add_argument("--backend", choices=BACKENDS, default="mujoco")
+    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND)
     parser.add_argument("--device", default=None, help="warp device (warp backend; default CUDA when present)")
     parser.add_argument("--steps", type=int, default=None, help="control steps per round (default 200, --quick 40)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per size (default 5, --quick 3)")

@@ -6,7 +6,7 @@ import importlib.util
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from envs.config import BACKENDS
+from envs.config import BACKENDS, DEFAULT_BACKEND
 from envs.objects.spec import ObjectSpec
 from envs.scene import Scene
 from envs.sim import BatchedSim
@@ -24,7 +24,7 @@ def check_backend_options(backend: str, device: str | None) -> None:
 
 
 def make_sim(
-    scene: Scene, objects: Sequence[ObjectSpec], backend: str = "mujoco", num_threads: int = 0,
+    scene: Scene, objects: Sequence[ObjectSpec], backend: str = DEFAULT_BACKEND, num_threads: int = 0,
     device: str | None = None,
 ) -> BatchedSim | WarpSim:  # fmt: skip
     """The batched simulation of ``objects`` on ``backend`` (``num_threads`` applies to ``mujoco``, ``device`` to

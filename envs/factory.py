@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from envs.backends import check_backend_options
-from envs.config import SceneConfig, TaskConfig
+from envs.config import DEFAULT_BACKEND, SceneConfig, TaskConfig
 from envs.objects.primitives import primitive_objects
 from envs.objects.spec import ObjectSpec
 from envs.proposals import GraspProposal
@@ -37,7 +37,7 @@ def make_vec_env(
     num_threads: int = 0,
     render_mode: str | None = None,
     points: Mapping[str, np.ndarray] | None = None,
-    backend: str = "mujoco",
+    backend: str = DEFAULT_BACKEND,
     device: str | None = None,
     **task_kwargs: Any,
 ) -> ResDexVecEnv:

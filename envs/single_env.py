@@ -7,7 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.config import SceneConfig, TaskConfig
+from envs.config import DEFAULT_BACKEND, SceneConfig, TaskConfig
 from envs.objects.primitives import cube
 from envs.objects.spec import ObjectSpec
 from envs.render import FrameRenderer
@@ -40,7 +40,7 @@ class ResDexGraspEnv(gym.Env):
         scene_config: SceneConfig | None = None,
         render_mode: str | None = None,
         variant: str | None = None,
-        backend: str = "mujoco",
+        backend: str = DEFAULT_BACKEND,
         device: str | None = None,
         **task_kwargs: Any,
     ) -> None:

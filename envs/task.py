@@ -19,7 +19,7 @@ import numpy as np
 
 from envs import quaternions as quat
 from envs.backends import make_sim
-from envs.config import SceneConfig, TaskConfig
+from envs.config import DEFAULT_BACKEND, SceneConfig, TaskConfig
 from envs.objects.spec import ObjectSpec
 from envs.proposals import GraspProposal
 from envs.rewards import PROPOSAL_WEIGHT, TERMS, GraspQuantities, reward_terms
@@ -83,7 +83,7 @@ class GraspTask:
         proposals: Mapping[str, ProposalEntry] | None = None,
         num_threads: int = 0,
         autoreset: bool = True,
-        backend: str = "mujoco",
+        backend: str = DEFAULT_BACKEND,
         device: str | None = None,
     ) -> None:
         self.config = task_config or TaskConfig()

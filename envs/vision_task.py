@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from envs import quaternions as quat
-from envs.config import SceneConfig, TaskConfig
+from envs.config import DEFAULT_BACKEND, SceneConfig, TaskConfig
 from envs.depth_camera_rig import DepthCameraRig, resample_cloud
 from envs.objects.spec import ObjectSpec
 from envs.proposals import GraspProposal
@@ -52,7 +52,7 @@ class VisionGraspTask(GraspTask):
         proposals: Mapping[str, GraspProposal] | None = None,
         num_threads: int = 0,
         autoreset: bool = True,
-        backend: str = "mujoco",
+        backend: str = DEFAULT_BACKEND,
         device: str | None = None,
     ) -> None:
         task_config = task_config or TaskConfig(obs_mode="hyper")

@@ -29,7 +29,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from envs.backends import check_backend_options
 from envs.factory import make_vec_env
-from envs.config import TaskConfig
+from envs.config import DEFAULT_BACKEND, TaskConfig
 from envs.objects.catalog import DEFAULT_SET, ObjectSet, load_object_set
 from envs.variants import VISION_VARIANTS
 from envs.vision import VISION_OPTIONS
@@ -95,7 +95,7 @@ def build_env(env_id: str, n_envs: int, seed: int | None, env_kwargs: Mapping[st
     options, task_kwargs = split_env_kwargs(env_kwargs)
     check_env_kwargs(env_id, task_kwargs)
     check_residual_option(options)
-    check_backend_options(options.get("backend", "mujoco"), options.get("device"))  # before loading any object
+    check_backend_options(options.get("backend", DEFAULT_BACKEND), options.get("device"))  # before loading any object
     objset = object_set or load_object_set(object_set_name(options), options.get("data_dir"))
     objects = select_objects(objset, options.get("split", "train"), options.get("objects"))
     codes = None
@@ -104,7 +104,7 @@ def build_env(env_id: str, n_envs: int, seed: int | None, env_kwargs: Mapping[st
     env: VecEnv = make_vec_env(
         env_id, n_envs, objects, seed=seed, scene_config=objset.scene_config, shape_codes=codes,
         proposals=objset.proposals, num_threads=int(options.get("num_threads", 0)), points=objset.points,
-        backend=options.get("backend", "mujoco"), device=options.get("device"), **task_kwargs,
+        backend=options.get("backend", DEFAULT_BACKEND), device=options.get("device"), **task_kwargs,
     )  # fmt: skip
     bases = options.get("base_models")
     if bases:
