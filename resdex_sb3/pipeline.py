@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.files import atomic_write_bytes, atomic_write_json
+from envs.files import atomic_write_bytes, atomic_write_json, file_lock
 from envs.objects.spec import SPLITS
 from envs.vision import CLOUD_MODES as VISION_MODES
 from resdex_sb3.errors import cli_main
@@ -62,7 +62,8 @@ class Pipeline:
     :param overrides: settings that replace the preset's (the ablation grid's own-clustering variants set ``k``).
     """
 
-    #: the record of every stage, in ``out``; only the process that owns the object writes it
+    #: the record of every stage, in ``out``; each write holds ``<file>.lock`` and changes one stage's record, so
+    #: commands sharing the folder keep each other's records
     STATUS_FILE = "pipeline.json"
 
     def __init__(self, preset: str, out: Path, data_dir: str | None = None, seed: int = 0,
@@ -81,8 +82,14 @@ class Pipeline:
 
     # ------------------------------------------------------------------ bookkeeping
     def _record(self, stage: str, **info: Any) -> None:
-        self.status.setdefault(stage, {}).update(info)
-        atomic_write_json(self.status_path, self.status)
+        # Two commands may share an output folder (the grid makes its bases through the pipeline's records while
+        # the pipeline runs, say): under the lock, re-read the file and change only this stage's record, so that
+        # neither drops what the other recorded.
+        with file_lock(self.status_path.with_name(self.status_path.name + ".lock")):
+            entry = {**self.status.get(stage, {}), **info}
+            on_disk = json.loads(self.status_path.read_text()) if self.status_path.exists() else {}
+            self.status = {**self.status, **on_disk, stage: entry}
+            atomic_write_json(self.status_path, self.status)
 
     def _timed(self, stage: str, fn, *args: Any) -> Any:
         """Run a stage unless it finished with the same inputs (a grown budget, say, reruns and continues it)."""

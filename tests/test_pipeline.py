@@ -175,3 +175,39 @@ def test_a_cluster_without_a_passing_base_is_dropped(tmp_path, small_data, monke
         pipeline.run()
     config = (tmp_path / "out" / "hyper-stage1" / "ResDexHyper-v0" / "config.yml").read_text()
     assert "../base-1" in config and "../base-0" not in config  # k shrank from 2 to 1
+
+
+def _record_stages(out: Path, prefix: str, count: int) -> None:
+    from resdex_sb3.pipeline import Pipeline
+
+    pipeline = Pipeline("smoke", out)
+    for i in range(count):
+        pipeline.run_recorded(f"{prefix}-{i}", lambda: "ok", ())
+
+
+def test_two_commands_on_one_folder_keep_each_others_records(tmp_path):
+    """A grid making its bases through the pipeline's records while the pipeline runs, say: every write re-reads
+    the file under its lock and changes only its own stage, so no record is lost."""
+    import multiprocessing
+
+    from resdex_sb3.pipeline import Pipeline
+
+    out = tmp_path / "out"
+    out.mkdir()
+    first, second = Pipeline("smoke", out), Pipeline("smoke", out)
+    first.run_recorded("shape", lambda: "codes", ())
+    second.run_recorded("base-0", lambda: "base", ())  # second never saw shape's record, and must not drop it
+    saved = json.loads((out / "pipeline.json").read_text())
+    assert saved["shape"]["result"] == "codes" and saved["base-0"]["result"] == "base"
+    assert second.status["shape"]["result"] == "codes"  # and it now knows what the other recorded
+
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=_record_stages, args=(out, name, 40)) for name in ("a", "b")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+        assert writer.exitcode == 0
+    saved = json.loads((out / "pipeline.json").read_text())
+    assert {f"{name}-{i}" for name in ("a", "b") for i in range(40)} <= set(saved)
+    assert all(saved[f"{name}-{i}"]["status"] == "done" for name in ("a", "b") for i in range(40))
