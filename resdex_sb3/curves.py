@@ -5,42 +5,47 @@ from __future__ import annotations
 from pathlib import Path
 
 
-AXES = {"steps": "env steps", "wall": "wall time (h, from the run's first point)"}
+AXES = {"steps": "env steps", "wall": "training wall time (h, from the run's first point)"}
+
+
+def _event_files(run: Path, tag: str | None = None) -> list[tuple[float, float, list[tuple[int, float, float]]]]:
+    """Per tensorboard event file under ``run`` (one per process that trained it), in the order they were written:
+    (first and last wall time of any scalar in it, the (step, wall time, value) points of ``tag``)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    files = []
+    for events in run.rglob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        scalars = acc.Tags().get("scalars", [])
+        times = [e.wall_time for name in scalars for e in acc.Scalars(name)]
+        if times:
+            points = [(e.step, e.wall_time, e.value) for e in acc.Scalars(tag)] if tag in scalars else []
+            files.append((min(times), max(times), points))
+    return sorted(files, key=lambda f: f[0])
 
 
 def read_scalar(run: Path, tag: str, x: str = "steps") -> tuple[list[float], list[float]]:
     """(x, values) of ``tag`` over every event file under ``run``; ``x`` is ``steps`` (env steps) or ``wall``
-    (hours since the run's first logged point, over every process that wrote to it)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
+    (hours of training since the run's first logged point: the gaps between a killed process and its continuation
+    do not count, as in :func:`training_seconds`). A step logged again by a continuation keeps its newer value."""
     if x not in AXES:
         raise ValueError(f"x must be one of {sorted(AXES)}, got {x!r}")
     points: dict[int, tuple[float, float]] = {}
-    for events in sorted(run.rglob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        if tag in acc.Tags().get("scalars", []):
-            points.update({e.step: (e.wall_time, e.value) for e in acc.Scalars(tag)})
+    trained_before = 0.0  # seconds the earlier processes trained
+    for first, last, file_points in _event_files(run, tag):
+        points.update({step: (trained_before + wall - first, value) for step, wall, value in file_points})
+        trained_before += last - first
     steps = sorted(points)
-    if x == "steps" or not steps:
+    if x == "steps":
         return [float(s) for s in steps], [points[s][1] for s in steps]
-    start = min(wall for wall, _ in points.values())
-    return [(points[s][0] - start) / 3600.0 for s in steps], [points[s][1] for s in steps]
+    return [points[s][0] / 3600.0 for s in steps], [points[s][1] for s in steps]
 
 
 def training_seconds(run: Path) -> float:
     """Wall time a run trained, from its tensorboard events: first to last point of every process that wrote to
     it, summed (the gaps between a killed process and its continuation do not count)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    total = 0.0
-    for events in sorted(run.rglob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        times = [e.wall_time for tag in acc.Tags().get("scalars", []) for e in acc.Scalars(tag)]
-        if times:
-            total += max(times) - min(times)
-    return total
+    return sum(last - first for first, last, _ in _event_files(run))
 
 
 def plot_runs(runs: dict[str, Path], tag: str, out: Path, x: str = "steps") -> Path | None:

@@ -141,8 +141,12 @@ class RunsFolder:
         return Aggregate([f for f, s in found if s is not None], len(files), [s for _, s in found if s is not None])
 
     def run_folders(self, variant: str, stage: str) -> list[Path]:
+        """``variant``'s ``stage`` run folder of every seed whose two stages the grid finished (it evaluated the
+        second on every split, as the tables count seeds): a training still under way is left out."""
         runs = self.variants.get(variant, {}).get("runs", {})
-        return [self.root / runs[str(s)][stage]["run"] for s in self.seeds if str(s) in runs]
+        finished = [runs[str(s)] for s in self.seeds
+                    if str(s) in runs and all((self.root / f).is_file() for f in runs[str(s)]["stage2"]["eval"].values())]  # fmt: skip
+        return [self.root / seed_runs[stage]["run"] for seed_runs in finished]
 
     def k_variants(self) -> list[str]:
         """Variants that differ from the method only in their number of bases (k >= 1), by k."""

@@ -67,3 +67,27 @@ def test_a_run_records_its_object_set_and_evaluate_warns_on_other_data(smoke_run
     assert load_run(smoke_run).object_set_checksum == "0" * 64
     evaluate_run(smoke_run, "train", trials=1)
     assert "was made on object set 'embedded-small' with checksum 000000000000" in capsys.readouterr().err
+
+
+def test_a_resumed_runs_curve_and_training_time_leave_out_the_gap_between_its_processes(tmp_path):
+    """A run killed and continued hours later: its wall-time axis counts training only, and a step the continuation
+    logged again keeps the newer value."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from resdex_sb3.curves import read_scalar, training_seconds
+
+    t0 = 1_700_000_000.0
+    # (process, [(step, wall time, value)]): the first trains 100 s; the second starts 5,000 s later, from the step-2
+    # checkpoint, and trains 50 s
+    processes = {"first": [(1, t0, 0.1), (2, t0 + 60, 0.2), (3, t0 + 100, 0.3)],
+                 "second": [(3, t0 + 5_100, 0.35), (4, t0 + 5_150, 0.4)]}  # fmt: skip
+    for name, points in processes.items():
+        writer = SummaryWriter(str(tmp_path / "tb" / name), filename_suffix=f".{name}")
+        for step, wall, value in points:
+            writer.add_scalar("eval/success", value, step, walltime=wall)
+        writer.close()
+    assert training_seconds(tmp_path) == pytest.approx(150.0)
+    steps, values = read_scalar(tmp_path, "eval/success")
+    assert steps == [1, 2, 3, 4] and values == pytest.approx([0.1, 0.2, 0.35, 0.4])
+    hours, _ = read_scalar(tmp_path, "eval/success", "wall")
+    assert [h * 3600 for h in hours] == pytest.approx([0.0, 60.0, 100.0, 150.0])
