@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from subprocess_cli import REPO, copy_pipeline, run_module
 
 from resdex_sb3.ablations import AblationGrid
 from resdex_sb3.presets import ABLATIONS_CONFIG, load_ablation_preset
-from resdex_sb3.report import MISSING, Report
+from resdex_sb3.report import MISSING, Report, RunsFolder
 
 SPLITS = ("train", "unseen_obj", "unseen_cat")
 
@@ -146,3 +147,26 @@ def test_report_is_regenerated_identically_from_the_files(smoke_grid, tmp_path):
     Report(smoke_grid, tmp_path / "again").build()
     assert (tmp_path / "again" / "report.md").read_text().replace(str(tmp_path / "again"), "") == \
         (smoke_grid / "report" / "report.md").read_text().replace(str(smoke_grid / "report"), "")
+
+
+def test_a_seed_enters_the_curves_once_both_its_stages_are_evaluated(tmp_path):
+    """The learning curves take the run folders of the seeds the tables count: a seed whose stage 2 is still
+    training (or not evaluated on every split) would cut the seed band short."""
+    def seed_runs(seed: int) -> dict[str, Any]:
+        return {stage: {"run": f"v/{stage}-seed{seed}",
+                        "eval": {split: f"eval/v-{stage}-seed{seed}-{split}.json" for split in SPLITS}}
+                for stage in ("stage1", "stage2")}  # fmt: skip
+
+    plan = {"seeds": [0, 1, 2], "variants": {"v": {"label": "v", "settings": {"bases": 1}, "num_bases": 1,
+                                                   "runs": {str(s): seed_runs(s) for s in (0, 1, 2)}}}}  # fmt: skip
+    (tmp_path / "ablations").mkdir()
+    (tmp_path / "ablations" / "grid.json").write_text(json.dumps(plan))
+    (tmp_path / "eval").mkdir()
+    finished = {0: SPLITS, 1: SPLITS[:2], 2: ()}  # seed 1: stage 2 evaluated on two splits of three; seed 2: training
+    for seed, splits in finished.items():
+        for stage in ("stage1", "stage2"):
+            for split in SPLITS if stage == "stage1" and seed < 2 else splits:
+                (tmp_path / "eval" / f"v-{stage}-seed{seed}-{split}.json").write_text("{}")
+    folder = RunsFolder(tmp_path)
+    assert folder.run_folders("v", "stage1") == [tmp_path / "v" / "stage1-seed0"]
+    assert folder.run_folders("v", "stage2") == [tmp_path / "v" / "stage2-seed0"]
