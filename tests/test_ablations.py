@@ -152,6 +152,7 @@ def test_report_is_regenerated_identically_from_the_files(smoke_grid, tmp_path):
 def test_a_seed_enters_the_curves_once_both_its_stages_are_evaluated(tmp_path):
     """The learning curves take the run folders of the seeds the tables count: a seed whose stage 2 is still
     training (or not evaluated on every split) would cut the seed band short."""
+
     def seed_runs(seed: int) -> dict[str, Any]:
         return {stage: {"run": f"v/{stage}-seed{seed}",
                         "eval": {split: f"eval/v-{stage}-seed{seed}-{split}.json" for split in SPLITS}}
