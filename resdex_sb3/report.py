@@ -144,9 +144,9 @@ class RunsFolder:
         """``variant``'s ``stage`` run folder of every seed whose two stages the grid finished (it evaluated the
         second on every split, as the tables count seeds): a training still under way is left out."""
         runs = self.variants.get(variant, {}).get("runs", {})
-        finished = [runs[str(s)] for s in self.seeds
-                    if str(s) in runs and all((self.root / f).is_file() for f in runs[str(s)]["stage2"]["eval"].values())]  # fmt: skip
-        return [self.root / seed_runs[stage]["run"] for seed_runs in finished]
+        planned = [runs[str(s)] for s in self.seeds if str(s) in runs]
+        finished = [r for r in planned if all((self.root / f).is_file() for f in r["stage2"]["eval"].values())]
+        return [self.root / r[stage]["run"] for r in finished]
 
     def k_variants(self) -> list[str]:
         """Variants that differ from the method only in their number of bases (k >= 1), by k."""
