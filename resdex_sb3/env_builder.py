@@ -95,7 +95,8 @@ def build_env(env_id: str, n_envs: int, seed: int | None, env_kwargs: Mapping[st
     options, task_kwargs = split_env_kwargs(env_kwargs)
     check_env_kwargs(env_id, task_kwargs)
     check_residual_option(options)
-    check_backend_options(options.get("backend", DEFAULT_BACKEND), options.get("device"))  # before loading any object
+    backend, device = options.get("backend", DEFAULT_BACKEND), options.get("device")
+    check_backend_options(backend, device)  # before loading any object
     objset = object_set or load_object_set(object_set_name(options), options.get("data_dir"))
     objects = select_objects(objset, options.get("split", "train"), options.get("objects"))
     codes = None
@@ -104,7 +105,7 @@ def build_env(env_id: str, n_envs: int, seed: int | None, env_kwargs: Mapping[st
     env: VecEnv = make_vec_env(
         env_id, n_envs, objects, seed=seed, scene_config=objset.scene_config, shape_codes=codes,
         proposals=objset.proposals, num_threads=int(options.get("num_threads", 0)), points=objset.points,
-        backend=options.get("backend", DEFAULT_BACKEND), device=options.get("device"), **task_kwargs,
+        backend=backend, device=device, **task_kwargs,
     )  # fmt: skip
     bases = options.get("base_models")
     if bases:
