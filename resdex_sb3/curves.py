@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-AXES = {"steps": "env steps", "wall": "training wall time (h, from the run's first point)"}
+AXES = {"steps": "env steps", "wall": "training wall time (h, pauses between processes left out)"}
 
 
 def _event_files(run: Path, tag: str | None = None) -> list[tuple[float, float, list[tuple[int, float, float]]]]:
