@@ -113,6 +113,27 @@ def test_every_table_number_equals_the_evaluation_json_it_came_from(smoke_grid):
     assert held["seeds"] == 2 and len(held["files"]) == 2
 
 
+def _per_object(out: Path, variant: str, stage: str, split: str, seeds: list[int]) -> dict[str, float]:
+    files = [out / "ablations" / "eval" / f"{variant}-{stage}-seed{s}-{split}.json" for s in seeds]
+    tables = [{row["object"]: row["sustained"] for row in json.loads(f.read_text())["objects"]} for f in files]
+    return {o: float(np.mean([t[o] for t in tables])) for o in set.intersection(*(set(t) for t in tables))}
+
+
+def test_each_step_in_k_is_the_paired_difference_of_its_evaluations(smoke_grid):
+    text = (smoke_grid / "report" / "report.md").read_text()
+    rows = {(row[0], row[1]): row for row in _table(text, "## Each step in k")}
+    assert set(rows) == {(step, stage) for step in ("k=2 - k=1", "k=3 - k=2") for stage in ("1", "2")}
+    large, small = (_per_object(smoke_grid, "k2", "stage2", "train", [0]),
+                    _per_object(smoke_grid, "k1", "stage2", "train", [0, 1]))  # fmt: skip
+    expected = 100 * np.mean([large[o] - small[o] for o in large.keys() & small.keys()])
+    assert float(rows[("k=2 - k=1", "2")][2].split(" ")[0]) == pytest.approx(expected, abs=0.051)
+    assert rows[("k=2 - k=1", "1")][5] == "-0.4"  # the paper's 82.8 - 83.2
+    assert rows[("k=3 - k=2", "2")][2:5] == [MISSING] * 3  # k = 3 never ran: missing, not a zero
+    numbers = json.loads((smoke_grid / "report" / "report.json").read_text())["numbers"]["k_steps"]
+    assert numbers["k=3 - k=2 stage2"]["train"] is None
+    assert 100 * numbers["k=2 - k=1 stage2"]["train"]["mean"] == pytest.approx(expected)
+
+
 def test_a_missing_run_is_shown_as_missing_never_as_zero(smoke_grid):
     text = (smoke_grid / "report" / "report.md").read_text()
     variants = {row[0]: row for row in _table(text, "## Every variant")}
