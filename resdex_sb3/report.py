@@ -226,8 +226,8 @@ class Report:
         self.out.mkdir(parents=True, exist_ok=True)
         plan = self.folder.plan
         figures = Figures(self.folder, self.out)
-        body = (self._tables_1_2() + self._k_steps() + self._table_3() + self._table_4() + self._table_5() + self._variants_table()
-                + figures.markdown())  # fmt: skip
+        body = (self._tables_1_2() + self._k_steps() + self._table_3() + self._table_4() + self._table_5()
+                + self._variants_table() + figures.markdown())  # fmt: skip
         head = [f"# ResDex ablations, preset `{plan['preset']}`", "",
                 f"Object set `{plan['object_set']}`, {plan['eval_trials']} trials per object, seeds {plan['seeds']}, "
                 f"{plan['stage1_timesteps']:,} + {plan['stage2_timesteps']:,} env steps per hyper-policy stage. "
