@@ -194,6 +194,15 @@ def paired(a: Aggregate, b: Aggregate, key: str) -> tuple[int, float, float, flo
     return len(common), mean, low, high
 
 
+def difference_text(result: tuple[Any, ...] | None, scale: float = 100.0, unit: str = "") -> str:
+    """``mean [unit] (low .. high)`` of a :func:`paired` or Welch result, scaled (points by default); ``missing``
+    for None."""
+    if result is None:
+        return MISSING
+    _, mean, low, high = result
+    return f"{scale * mean:+.1f}{' ' + unit if unit else ''} ({scale * low:+.1f} .. {scale * high:+.1f})"
+
+
 def verdict(low: float, high: float, better: str = "higher") -> str:
     """``holds`` when the interval lies on the claimed side of 0, ``does not hold`` when on the other side, else
     ``not shown``."""
@@ -305,8 +314,7 @@ class Report:
                     diff = paired(larger, smaller, "sustained")
                     self.numbers.setdefault("k_steps", {}).setdefault(f"{step} {stage}", {})[split] = (
                         None if diff is None else {"objects": diff[0], "mean": diff[1], "ci95": [diff[2], diff[3]]})
-                    cells.append(MISSING if diff is None
-                                 else f"{100 * diff[1]:+.1f} ({100 * diff[2]:+.1f} .. {100 * diff[3]:+.1f})")
+                    cells.append(difference_text(diff))
                 theirs = (f"{table[k_large][0][0] - table[k_small][0][0]:+.1f}"
                           if k_small in table and k_large in table else "")  # fmt: skip
                 lines.append(f"| {step} | {stage[-1]} | " + " | ".join(cells) + f" | {theirs} |")
@@ -370,7 +378,7 @@ class Report:
                 else:
                     continue
                 diff = paired(res, weights_only, "sustained")
-                diff_text = MISSING if diff is None else f"{100 * diff[1]:+.1f} ({100 * diff[2]:+.1f} .. {100 * diff[3]:+.1f})"
+                diff_text = difference_text(diff)
                 cells = [self._record("table4", f"MoE k={k} {stage}", "train", m, weights_only) for m in ("sustained", "success")]
                 cells += [self._record("table4", f"MoE+Res k={k} {stage}", "train", m, res) for m in ("sustained", "success")]
                 lines.append(f"| {k} | {stage[-1]} | " + " | ".join(cells) + f" | {diff_text} |")
@@ -421,12 +429,8 @@ class Report:
 
         def claim(name: str, comparison: str, split: str, result: tuple[Any, ...] | None, better: str = "higher",
                   scale: float = 100.0, unit: str = "points") -> None:  # fmt: skip
-            if result is None:
-                text, decided = MISSING, "missing runs"
-            else:
-                _, mean, low, high = result
-                text = f"{scale * mean:+.1f}{' ' + unit if unit else ''} ({scale * low:+.1f} .. {scale * high:+.1f})"
-                decided = verdict(low, high, better)
+            text = difference_text(result, scale, unit)
+            decided = "missing runs" if result is None else verdict(result[2], result[3], better)
             self.claims.append({"claim": name, "comparison": comparison, "split": split, "verdict": decided,
                                 "difference": None if result is None else list(result[1:])})  # fmt: skip
             lines.append(f"| {name} | {comparison} | {split} | {text} | {decided} |")
@@ -481,11 +485,11 @@ class Report:
 
     def _gap_claim(self, lines: list[str], split: str, result: tuple[Any, ...] | None) -> None:
         comparison = f"train - {split} (the method, stage 2, sustained; Welch, different objects)"
+        text = difference_text(result, unit="points")
         if result is None:
-            text, decided = MISSING, "missing runs"
+            decided = "missing runs"
         else:
-            _, mean, low, high = result
-            text = f"{100 * mean:+.1f} points ({100 * low:+.1f} .. {100 * high:+.1f})"
+            _, _, low, high = result
             if -GAP_MARGIN <= low and high <= GAP_MARGIN:
                 decided = "holds"
             elif low > 0:
