@@ -109,9 +109,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.model is None:
         parser.error("--model (or --compare) is required")
-    import torch
-
-    torch.set_num_threads(1)  # the physics threads need the cores; see resdex_sb3.train
     physics = {name: value for name, value in (("backend", args.backend), ("device", args.device)) if value}
     if args.ray is not None:  # Ray is imported only here
         result = _evaluate_on_ray(args, physics)

@@ -74,17 +74,10 @@ def evaluate_sharded(run: str | Path, split: str, trials: int, data_dir: str | N
     _, _, _, objects = split_objects(run, split, data_dir, physics=physics)
     if shards is None:
         shards = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    task = ray.remote(num_cpus=1, max_retries=EVAL_RETRIES)(_evaluate_shard)
+    task = ray.remote(num_cpus=1, max_retries=EVAL_RETRIES)(evaluate_run)
     ranges = shard_ranges(len(objects), trials, max_envs, shards)
     print(f"[ray] {len(objects)} objects in {len(ranges)} shards: {ranges}")
-    refs = [task.remote(str(run), split, trials, data_dir, max_envs, video if begin == 0 else None, (begin, end),
-                        physics) for begin, end in ranges]  # fmt: skip
+    refs = [task.remote(str(run), split, trials, data_dir, max_envs, video if begin == 0 else None,
+                        object_range=(begin, end), physics=physics) for begin, end in ranges]  # fmt: skip
     return merge(ray.get(refs))
 
-
-def _evaluate_shard(run: str, split: str, trials: int, data_dir: str | None, max_envs: int, video: Path | None,
-                    object_range: tuple[int, int], physics: Mapping[str, str] | None) -> SplitResult:  # fmt: skip
-    import torch
-
-    torch.set_num_threads(1)  # as the serial command: the physics threads need the cores
-    return evaluate_run(run, split, trials, data_dir, max_envs, video, object_range=object_range, physics=physics)

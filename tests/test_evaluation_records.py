@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 from stable_baselines3 import PPO
@@ -179,6 +180,25 @@ def test_evaluate_run_records_category_and_weights_and_the_summary_round_trips(r
     assert {**joined, "weights": None} == {**whole, "weights": None}
     np.testing.assert_array_equal(merged.trial_sustained, hyper.trial_sustained)
 
+
+
+def test_evaluation_runs_the_policy_on_one_torch_thread_and_gives_the_callers_count_back(runs, monkeypatch):
+    threads_while_stepping: list[int] = []
+    original = run_evaluation.run_episodes
+
+    def recording(*args, **kwargs):
+        threads_while_stepping.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(run_evaluation, "run_episodes", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = evaluate_run(runs["base-0"], "train", trials=1, only=EVALUATED)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert threads_while_stepping == [1] and sorted(result.objects) == sorted(EVALUATED)
 
 def test_paired_metrics_read_summaries_without_the_new_keys(tmp_path):
     new = per_object(["x", "y"], np.array([1, 0], bool), np.ones(2, bool), np.zeros(2, bool), 1,
