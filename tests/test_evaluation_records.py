@@ -181,7 +181,6 @@ def test_evaluate_run_records_category_and_weights_and_the_summary_round_trips(r
     np.testing.assert_array_equal(merged.trial_sustained, hyper.trial_sustained)
 
 
-
 def test_evaluation_runs_the_policy_on_one_torch_thread_and_gives_the_callers_count_back(runs, monkeypatch):
     threads_while_stepping: list[int] = []
     original = run_evaluation.run_episodes
@@ -199,6 +198,7 @@ def test_evaluation_runs_the_policy_on_one_torch_thread_and_gives_the_callers_co
     finally:
         torch.set_num_threads(before)
     assert threads_while_stepping == [1] and sorted(result.objects) == sorted(EVALUATED)
+
 
 def test_paired_metrics_read_summaries_without_the_new_keys(tmp_path):
     new = per_object(["x", "y"], np.array([1, 0], bool), np.ones(2, bool), np.zeros(2, bool), 1,
