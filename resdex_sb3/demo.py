@@ -90,9 +90,6 @@ def main(argv: list[str] | None = None) -> None:
                         help="cap of the base run (the mug's base passed its gate at 1.9M steps, seed 0)")  # fmt: skip
     parser.add_argument("--trials", type=int, default=2)
     args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     print(f"== 1. object set `{DEFAULT_SET}` (built or verified: python -m resdex_sb3.objects build) ==")
