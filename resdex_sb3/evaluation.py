@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from envs.objects.catalog import ObjectSet, load_object_set
@@ -164,6 +163,8 @@ def confidence_interval(values: np.ndarray, level: float = 0.95) -> tuple[float,
     n = len(values)
     if n == 0:
         return float("nan"), float("nan")
+    from scipy import stats  # here, not at the top: ~0.7 s of every training process's start-up
+
     p = float(np.mean(values))
     z2 = float(stats.norm.ppf(0.5 + level / 2)) ** 2
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
@@ -191,6 +192,8 @@ def paired_difference(a: np.ndarray, b: np.ndarray, level: float = 0.95,
     mean = float(diff.mean())
     if len(diff) < 2:
         return mean, lowest, highest
+    from scipy import stats  # as in confidence_interval
+
     half = float(stats.t.ppf(0.5 + level / 2, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)))
     return mean, max(lowest, mean - half), min(highest, mean + half)
 

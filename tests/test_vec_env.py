@@ -7,7 +7,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env
 
 from envs.factory import make_vec_env
-from envs.render import RenderUnavailableError
+from envs.render import MULTISAMPLES, SHADOW_MAP_SIZE, FrameRenderer, RenderUnavailableError
 
 
 def test_gym_make_gives_single_envs_of_both_variants():
@@ -122,6 +122,26 @@ def test_render_returns_frames_or_a_clear_error():
         assert "MUJOCO_GL" in str(err)
         pytest.skip(f"no GL here: {err}")
     assert frame.shape == (480, 640, 3) and frame.std() > 0
+    env.close()
+
+
+def test_frames_use_the_renderers_shadow_map_and_leave_the_models_settings_alone():
+    env = make_vec_env("ResDexBase", num_envs=1, num_threads=1)
+    env.reset()
+    model, data = env.task.sim.model_of(0), env.task.sim.data_of(0)
+    mujocos_own = model.vis.quality.shadowsize, model.vis.quality.offsamples
+    frames = {}
+    for size, samples in ((SHADOW_MAP_SIZE, MULTISAMPLES), mujocos_own):
+        renderer = FrameRenderer(60, 80, shadow_map_size=size, multisamples=samples)
+        try:
+            frames[size] = renderer.render(model, data)
+        except RenderUnavailableError as err:
+            pytest.skip(f"no GL here: {err}")
+        renderer.close()
+    assert (model.vis.quality.shadowsize, model.vis.quality.offsamples) == mujocos_own
+    assert SHADOW_MAP_SIZE < mujocos_own[0]
+    assert frames[SHADOW_MAP_SIZE].shape == frames[mujocos_own[0]].shape == (60, 80, 3)
+    assert not np.array_equal(frames[SHADOW_MAP_SIZE], frames[mujocos_own[0]])  # the settings reached the context
     env.close()
 
 
