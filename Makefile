@@ -31,6 +31,7 @@ bench: install
 	$(PY) benchmarks/env_throughput.py --quick
 	$(PY) benchmarks/object_throughput.py --quick
 	$(PY) benchmarks/train_throughput.py --quick
+	$(PY) benchmarks/render_cost.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

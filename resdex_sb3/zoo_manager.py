@@ -146,15 +146,19 @@ class BatchedExperimentManager(ExperimentManager):
 
     def _save_config(self, saved_hyperparams: dict[str, Any]) -> None:
         """rl-zoo's ``config.yml``, ``args.yml`` and ``command.txt``, but as plain YAML that a safe loader reads, written
-        atomically, with run-relative paths in ``env_kwargs`` and the object set's checksum."""
+        atomically, with run-relative paths in ``env_kwargs`` and the object set's checksum. ``args.yml`` is the
+        last process's flags; ``command.txt`` keeps every command that trained the run, one line each, so a resumed
+        run still says what it started from (``-i``) and its first budget."""
         config = {**_plain(saved_hyperparams), "env_kwargs": _plain(self.env_kwargs),
                   OBJECT_SET_CHECKSUM: self.object_set_checksum}  # fmt: skip
         params = Path(self.params_path)
         atomic_write_bytes(params / "config.yml", yaml.safe_dump(config, sort_keys=True).encode())
         args = _plain({key: value for key, value in sorted(vars(self.args).items())})
         atomic_write_bytes(params / "args.yml", yaml.safe_dump(args, sort_keys=False).encode())
-        command = " ".join(shlex.quote(arg) for arg in sys.orig_argv)  # what reruns this run
-        atomic_write_bytes(params / "command.txt", (command + "\n").encode())
+        command = " ".join(shlex.quote(arg) for arg in sys.orig_argv)
+        history = params / "command.txt"  # --overwrite clears the folder first, so an old history is this run's
+        earlier = history.read_bytes() if history.is_file() else b""
+        atomic_write_bytes(history, earlier + (command + "\n").encode())
         print(f"Log path: {self.save_path}")
 
     def save_trained_model(self, model: BaseAlgorithm) -> None:

@@ -3,6 +3,7 @@ the pipeline folders they write."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -22,13 +23,28 @@ def run_module(module: str, *args: str, data: Path, extra_env: dict[str, str] | 
                           timeout=timeout)  # fmt: skip
 
 
-def copy_pipeline(source: Path, destination: Path) -> Path:
+def copy_pipeline(source: Path, destination: Path, stages: tuple[str, ...] | None = None,
+                  folders: tuple[str, ...] = ()) -> Path:  # fmt: skip
     """A copy of the pipeline folder ``source`` at ``destination`` whose ``pipeline.json`` names the copy's run
     folders (it records absolute paths), so that a pipeline or grid run on the copy reuses and writes only the
-    copy."""
+    copy.
+
+    :param stages: copy only these stages' records and folders (``shape``, ``base-0`` ...), as if the pipeline
+        had stopped after them; None copies everything.
+    :param folders: with ``stages``, also copy these run folders without their records (runs a rerun finds done).
+    """
     from resdex_sb3.pipeline import Pipeline
 
-    shutil.copytree(source, destination)
-    status = destination / Pipeline.STATUS_FILE
-    status.write_text(status.read_text().replace(str(source), str(destination)))
+    if stages is None:
+        shutil.copytree(source, destination)
+    else:
+        destination.mkdir(parents=True)
+        for folder in (*stages, *folders):
+            if (source / folder).is_dir():
+                shutil.copytree(source / folder, destination / folder)
+        status = json.loads((source / Pipeline.STATUS_FILE).read_text())
+        kept = {stage: status[stage] for stage in stages}
+        (destination / Pipeline.STATUS_FILE).write_text(json.dumps(kept))
+    status_file = destination / Pipeline.STATUS_FILE
+    status_file.write_text(status_file.read_text().replace(str(source), str(destination)))
     return destination

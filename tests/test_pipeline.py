@@ -158,12 +158,14 @@ def test_stage_time_adds_up_over_failed_attempts_and_restarts_for_new_inputs(tmp
     assert saved["stage"]["status"] == "done" and saved["stage"]["seconds"] == 70.0
 
 
-def test_a_cluster_without_a_passing_base_is_dropped(tmp_path, small_data, monkeypatch):
+def test_a_cluster_without_a_passing_base_is_dropped(tmp_path, small_data, smoke_pipeline, monkeypatch):
     from resdex_sb3.pipeline import Pipeline
     from resdex_sb3.stage import StopAfterStage
 
     monkeypatch.setenv("RESDEX_DATA", str(small_data))
-    pipeline = Pipeline("smoke", tmp_path / "out", until="hyper-stage1")
+    # the session's clusters, and its trained bases without their records: each base stage runs and reuses its run
+    out = copy_pipeline(smoke_pipeline, tmp_path / "out", stages=("objects", "shape"), folders=("base-0", "base-1"))
+    pipeline = Pipeline("smoke", out, until="hyper-stage1")
     train_base = pipeline._train_base
 
     def first_cluster_fails(index: int, set_name: str, members: list[str]) -> dict:

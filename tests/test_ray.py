@@ -116,8 +116,9 @@ def test_ray_pipeline_gives_the_serial_outputs(ray_pipeline, smoke_pipeline):
         assert ours == theirs, path.name
 
 
-def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(cluster, small_data, tmp_path):
-    out, marker = tmp_path / "pipe", tmp_path / "killed"
+def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(cluster, small_data, smoke_pipeline, tmp_path):
+    out = copy_pipeline(smoke_pipeline, tmp_path / "pipe", stages=("objects", "shape"))  # base-0 is next
+    marker = tmp_path / "killed"
     done = run_module("resdex_sb3.pipeline", "--preset", "smoke", "--out", str(out), "--ray", cluster,
                       "--until", "base-0", "--ray-cpus-per-job", "1", data=small_data,
                       extra_env={"RESDEX_TRAIN_ARGS": "--save-freq 128",  # a checkpoint every 128 of the 512 steps
@@ -191,11 +192,11 @@ def test_a_command_killed_by_a_signal_on_a_worker_is_retriable(monkeypatch):
         stage_command.run_stage_command([sys.executable, "-c", "raise SystemExit(3)"])
 
 
-def test_ctrl_c_cancels_the_runs_jobs_and_keeps_finished_stages(cluster, small_data, tmp_path):
+def test_ctrl_c_cancels_the_runs_jobs_and_keeps_finished_stages(cluster, small_data, smoke_pipeline, tmp_path):
     import signal
     import time
 
-    out = tmp_path / "pipe"
+    out = copy_pipeline(smoke_pipeline, tmp_path / "pipe", stages=("objects", "shape"))  # base-0 is next
     env = {**os.environ, "RESDEX_DATA": str(small_data)}
     driver = subprocess.Popen([sys.executable, "-m", "resdex_sb3.pipeline", "--preset", "smoke", "--out", str(out),
                                "--ray", cluster, "--ray-cpus-per-job", "1"], cwd=REPO, env=env,

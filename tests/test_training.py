@@ -194,6 +194,8 @@ def test_train_smoke_writes_a_self_describing_run_and_resumes(tmp_path, small_da
     more = _run("resdex_sb3.train", *args, "-i", str(run / "checkpoint.zip"), "-n", "256", data_dir=small_data)
     assert more.returncode == 0, more.stderr[-3000:]
     assert json.loads((run / "checkpoint.json").read_text())["num_timesteps"] >= steps + 256
+    commands = (run / "ResDexBase-v0" / "command.txt").read_text().splitlines()
+    assert len(commands) == 2 and "-i" not in commands[0].split() and commands[1].endswith("-n 256")  # both kept
     # saved and reloaded policies act the same
     model = PPO.load(run / "ResDexBase-v0.zip", device="cpu")
     obs = np.random.default_rng(0).normal(size=(4, 128)).astype(np.float32)
