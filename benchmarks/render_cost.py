@@ -2,7 +2,7 @@
 
 One simulation of the cube, stepped with random actions; two ``FrameRenderer`` s draw the same states at the
 GIF's size (``run_evaluation.GIF_MAX_WIDTH``): one with ``envs.render``'s shadow map size and multisamples, one
-with MuJoCo's (4096 and 4). Rounds alternate between the two and each keeps its best round, so machine noise hits
+with MuJoCo's own (the model's ``vis.quality``: 4096 and 4). Rounds alternate between the two and each keeps its best round, so machine noise hits
 both alike. Needs offscreen OpenGL (``MUJOCO_GL=egl`` or ``osmesa``).
 
 Last line: ``ratio: mujoco/ours X`` (seconds per frame).
@@ -19,8 +19,6 @@ import envs  # noqa: F401  (sets MUJOCO_GL before mujoco loads)
 from envs.factory import make_vec_env
 from envs.render import MULTISAMPLES, SHADOW_MAP_SIZE, FrameRenderer
 from resdex_sb3.run_evaluation import GIF_MAX_WIDTH
-
-MUJOCO_DEFAULTS = {"shadow_map_size": 4096, "multisamples": 4}
 
 
 def _seconds_per_frame(renderer: FrameRenderer, env, frames: int) -> float:
@@ -42,8 +40,9 @@ def main() -> None:
     env.reset()
     for action in np.random.default_rng(0).uniform(-1, 1, size=(20, 1, 24)).astype(np.float32):
         env.step(action)  # a hand over the cube, not the first frame
+    quality = env.task.sim.model_of(0).vis.quality
     settings = {"ours": {"shadow_map_size": SHADOW_MAP_SIZE, "multisamples": MULTISAMPLES},
-                "mujoco": MUJOCO_DEFAULTS}  # fmt: skip
+                "mujoco": {"shadow_map_size": quality.shadowsize, "multisamples": quality.offsamples}}  # fmt: skip
     renderers = {name: FrameRenderer(height, width, **kwargs) for name, kwargs in settings.items()}
     best = dict.fromkeys(settings, np.inf)
     for _ in range(args.rounds):

@@ -13,8 +13,8 @@ class RenderUnavailableError(RuntimeError):
 
 
 #: Shadow map size, pixels, and multisamples per pixel of the frames: MuJoCo's 4096 and 4 are sized for large
-#: screens, and in software OpenGL the shadow map and the multisampling cost most of a frame (a 240 x 180 frame:
-#: 41 ms with MuJoCo's, 9 ms with these, shadows kept).
+#: screens, and in software OpenGL the shadow map and the multisampling cost most of a frame (a 240 x 180 frame
+#: costs about 4x less with these, shadows kept: benchmarks/render_cost.py).
 SHADOW_MAP_SIZE = 1024
 MULTISAMPLES = 0
 
