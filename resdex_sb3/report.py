@@ -117,6 +117,7 @@ class RunsFolder:
             raise ValueError(f"{plan_path} is not valid JSON ({err})") from None
         self.variants: dict[str, Any] = self.plan["variants"]
         self.seeds: list[int] = self.plan["seeds"]
+        self._k_cache: dict[str, int] = {}
 
     def _summary(self, rel: str) -> dict[str, Any] | None:
         path = self.root / rel
@@ -152,7 +153,24 @@ class RunsFolder:
         """Variants that differ from the method only in their number of bases (k >= 1), by k."""
         plain = [name for name, v in self.variants.items()
                  if v["num_bases"] > 0 and set(v["settings"]) <= {"bases", "k", "reuse", "label"}]  # fmt: skip
-        return sorted(plain, key=lambda name: self.variants[name]["num_bases"])
+        return sorted(plain, key=self.k_of)
+
+    def k_of(self, variant: str) -> int:
+        """The number of bases ``variant`` mixes: the length of the mixing weights in its evaluations once a seed
+        is evaluated, else the planned number. They differ when a cluster of an own-clustering variant had no
+        member whose base passed its gate (the pipeline drops it, and the variant mixes the bases that passed)."""
+        if variant not in self._k_cache:
+            runs = self.variants[variant].get("runs", {})
+            files = [run[stage]["eval"][split] for run in runs.values() for stage in run for split in SPLITS]
+            mixed = (len(row["weights"]) for f in files if (summary := self._summary(f)) is not None
+                     for row in summary["objects"] if row.get("weights"))  # fmt: skip
+            self._k_cache[variant] = next(mixed, self.variants[variant]["num_bases"])
+        return self._k_cache[variant]
+
+    def k_label(self, variant: str) -> str:
+        """``k=K``, with the planned k beside it when the variant mixes fewer bases than planned."""
+        k, planned = self.k_of(variant), self.variants[variant]["num_bases"]
+        return f"k={k}" if k == planned else f"k={k} ({planned} planned)"
 
     def variant_with(self, **settings: Any) -> str | None:
         """The first variant whose settings include ``settings``."""
@@ -283,9 +301,8 @@ class Report:
             lines += [f"## Table {number}: success after stage {number}, by the number of bases k", ""]
             lines += self._split_header("policy")
             for variant in ks:
-                k = self.folder.variants[variant]["num_bases"]
                 aggs = {s: self.folder.aggregate(variant, stage, s) for s in SPLITS}
-                lines.append(self._row(name, f"ResDex k={k}", aggs))
+                lines.append(self._row(name, f"ResDex {self.folder.k_label(variant)}", aggs))
             if baseline:
                 aggs = {s: self.folder.aggregate(baseline, stage, s) for s in SPLITS}
                 lines.append(self._row(name, "from-scratch PPO (ours; the paper's is UniDexGrasp++)", aggs))
@@ -304,8 +321,8 @@ class Report:
                  "| step | stage | " + " | ".join(SPLIT_LABELS[s] for s in SPLITS) + " | *paper* (any-time, train) |",
                  "|---|---|" + "---|" * (len(SPLITS) + 1)]  # fmt: skip
         for small, large in zip(ks, ks[1:]):
-            k_small, k_large = self.folder.variants[small]["num_bases"], self.folder.variants[large]["num_bases"]
-            step = f"k={k_large} - k={k_small}"
+            k_small, k_large = self.folder.k_of(small), self.folder.k_of(large)
+            step = f"{self.folder.k_label(large)} - {self.folder.k_label(small)}"
             for stage, table in (("stage1", paper.TABLE1), ("stage2", paper.TABLE2)):
                 cells = []
                 for split in SPLITS:
@@ -333,7 +350,7 @@ class Report:
                 "against ~1.76 B) and in the headline, which the paper does not report: any-time success counts a "
                 "fly-through of the goal. ")  # fmt: skip
         if ours:
-            k = self.folder.variants[method]["num_bases"]
+            k = self.folder.k_of(method)
             gap = paper.TABLE2[4][0][0] if stage == "stage2" else paper.TABLE1[4][0][0]
             text += (f"Our k={k} any-time success on train is {100 * np.mean(ours):.1f} % against the paper's "
                      f"{gap:.1f} % at k=4.")  # fmt: skip
@@ -366,9 +383,9 @@ class Report:
                  "| k | stage | MoE: sustained | MoE: any-time | MoE+Res: sustained | MoE+Res: any-time | "
                  "paired MoE+Res - MoE, sustained (points, 95 % CI) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
         moe = self.folder.variant_with(zoo_preset="moe-{preset}")
-        moe_k = self.folder.variants[moe]["num_bases"] if moe else None
+        moe_k = self.folder.k_of(moe) if moe else None
         for variant in self.folder.k_variants():
-            k = self.folder.variants[variant]["num_bases"]
+            k = self.folder.k_of(variant)
             for stage in ("stage1", "stage2"):
                 res = self.folder.aggregate(variant, stage, "train")
                 if k == 1:  # one base, weights only: the base alone (the pipeline's evaluation of its first base)
@@ -397,14 +414,15 @@ class Report:
                  "(lower: closer to the grasp proposals)", "", "| k | seeds | D (mean ± half range over seeds) | "
                  "*paper* D |", "|---|---|---|---|"]  # fmt: skip
         for variant in self.folder.k_variants():
-            k = self.folder.variants[variant]["num_bases"]
+            k, label = self.folder.k_of(variant), self.folder.k_label(variant)
             agg = self.folder.aggregate(variant, "stage2", "unseen_cat")
             values = agg.seed_values("grasp_distance")
             cell = MISSING if not values else f"{np.mean(values):.1f} ± {(max(values) - min(values)) / 2:.1f}"
-            self.numbers.setdefault("table5", {})[f"k={k}"] = (
+            self.numbers.setdefault("table5", {})[label] = (
                 None if not values else {"mean": float(np.mean(values)), "seed_min": min(values),
                                          "seed_max": max(values), "files": agg.files})  # fmt: skip
-            lines.append(f"| {k} | {len(values)}/{agg.planned} | {cell} | {paper.TABLE5.get(k, '')} |")
+            theirs = paper.TABLE5.get(k, "")
+            lines.append(f"| {label.removeprefix('k=')} | {len(values)}/{agg.planned} | {cell} | {theirs} |")
         lines += ["", "D sums the proposal distance over the whole 200-step episode (the reference's weights), as "
                   "the paper's does; its absolute size depends on the episode length and the proposals, so compare "
                   "rows, not ours with the paper's.", ""]  # fmt: skip
@@ -437,11 +455,11 @@ class Report:
 
         if len(ks) >= 2:
             small, large = ks[0], (method if method in ks else ks[-1])
-            k_small, k_large = f.variants[small]["num_bases"], f.variants[large]["num_bases"]
+            k_small, k_large = f.k_label(small), f.k_label(large)
             for split in SPLITS:
-                claim("more bases help", f"k={k_large} - k={k_small}, stage 2, sustained", split,
+                claim("more bases help", f"{k_large} - {k_small}, stage 2, sustained", split,
                       paired(f.aggregate(large, "stage2", split), f.aggregate(small, "stage2", split), "sustained"))
-            claim("more bases give more natural grasps", f"D(k={k_small}) - D(k={k_large}), stage 2", "unseen_cat",
+            claim("more bases give more natural grasps", f"D({k_small}) - D({k_large}), stage 2", "unseen_cat",
                   paired(f.aggregate(small, "stage2", "unseen_cat"), f.aggregate(large, "stage2", "unseen_cat"),
                          "grasp_distance"), scale=1.0, unit="")  # fmt: skip
         if method and moe:

@@ -145,8 +145,9 @@ class Figures:
         fig, ax = plt.subplots(figsize=(1.2 + 0.6 * matrix.shape[1], 0.8 + 0.18 * len(labels)))
         image = ax.imshow(matrix, aspect="auto", cmap="viridis", vmin=0, vmax=1)
         ax.set_yticks(range(len(labels)), labels, fontsize=6)
-        bases = self.folder.plan.get("bases") or [f"base {i}" for i in range(matrix.shape[1])]
-        ax.set_xticks(range(matrix.shape[1]), bases[: matrix.shape[1]], rotation=45, fontsize=7)
+        named = self.folder.plan.get("bases") or []  # the pipeline's bases; a variant may mix others
+        bases = [named[i] if i < len(named) else f"base {i}" for i in range(matrix.shape[1])]
+        ax.set_xticks(range(matrix.shape[1]), bases, rotation=45, fontsize=7)
         fig.colorbar(image, ax=ax, fraction=0.05)
         self._save(fig, "weights_by_category.png", title)
 
@@ -158,7 +159,7 @@ class Figures:
         for variant in self.folder.k_variants():
             values = self.folder.aggregate(variant, "stage2", "unseen_cat").seed_values("grasp_distance")
             if values:
-                ks.append(self.folder.variants[variant]["num_bases"])
+                ks.append(self.folder.k_label(variant).removeprefix("k="))
                 means.append(np.mean(values))
                 lows.append(np.mean(values) - min(values))
                 highs.append(max(values) - np.mean(values))
@@ -166,7 +167,7 @@ class Figures:
             self.made.append((title, None))
             return
         fig, ax = plt.subplots(figsize=(4, 3))
-        ax.bar([str(k) for k in ks], means, yerr=[lows, highs], capsize=4)
+        ax.bar(ks, means, yerr=[lows, highs], capsize=4)
         ax.set_xlabel("k (bases)")
         ax.set_ylabel("D (lower: closer to proposals)")
         self._save(fig, "distance_by_k.png", title)

@@ -192,3 +192,42 @@ def test_a_seed_enters_the_curves_once_both_its_stages_are_evaluated(tmp_path):
     folder = RunsFolder(tmp_path)
     assert folder.run_folders("v", "stage1") == [tmp_path / "v" / "stage1-seed0"]
     assert folder.run_folders("v", "stage2") == [tmp_path / "v" / "stage2-seed0"]
+
+
+def test_a_variant_that_lost_a_cluster_is_reported_with_the_bases_it_mixes(tmp_path):
+    """An own-clustering variant planned with k = 3 whose third cluster had no base that passed its gate mixes two
+    bases: the report counts the mixing weights in its evaluations and says k=2 (3 planned), never k=3."""
+    objects = [f"mug-00{i}" for i in range(4)]
+
+    def summary(num_weights: int, rate: float) -> dict[str, Any]:
+        rows = [{"object": o, "category": "mug", "sustained": rate, "success": rate, "held": rate,
+                 "grasp_distance": 10.0, "weights": [1 / num_weights] * num_weights} for o in objects]  # fmt: skip
+        return {"sustained": rate, "success": rate, "held": rate, "grasp_distance": 10.0, "objects": rows}
+
+    variants = {}
+    for name, settings, planned, mixed, rate in (("k1", {"bases": 1}, 1, 1, 0.25), ("k3", {"k": 3}, 3, 2, 0.5)):
+        runs = {}
+        for seed in (0, 1):
+            runs[str(seed)] = {stage: {"run": f"ablations/{name}/{stage}-seed{seed}",
+                                       "eval": {split: f"ablations/eval/{name}-{stage}-seed{seed}-{split}.json"
+                                                for split in SPLITS}} for stage in ("stage1", "stage2")}  # fmt: skip
+            for stage in ("stage1", "stage2"):
+                for split, path in runs[str(seed)][stage]["eval"].items():
+                    (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+                    (tmp_path / path).write_text(json.dumps(summary(mixed, rate)))
+        variants[name] = {"label": name, "settings": settings, "num_bases": planned, "runs": runs}
+    plan = {"preset": "smoke", "object_set": "embedded-small", "eval_trials": 1, "bases": ["base-0"],
+            "stage1_timesteps": 512, "stage2_timesteps": 512, "pipeline_k": 1, "seeds": [0, 1], "splits": SPLITS,
+            "variants": variants}  # fmt: skip
+    (tmp_path / "ablations" / "grid.json").write_text(json.dumps(plan))
+    folder = RunsFolder(tmp_path)
+    assert [folder.k_of(v) for v in ("k1", "k3")] == [1, 2]
+    assert [folder.k_label(v) for v in ("k1", "k3")] == ["k=1", "k=2 (3 planned)"]
+    Report(tmp_path, tmp_path / "report").build()
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert [row[0] for row in _table(text, "## Table 2")][:2] == ["ResDex k=1", "ResDex k=2 (3 planned)"]
+    assert "| 2 (3 planned) | 2/2 |" in text  # Table 5's row
+    claims = [row for row in _table(text, "## ResDex's claims") if row[0] == "more bases help"]
+    assert claims and all(row[1] == "k=2 (3 planned) - k=1, stage 2, sustained" for row in claims)
+    numbers = json.loads((tmp_path / "report" / "report.json").read_text())["numbers"]
+    assert set(numbers["table5"]) == {"k=1", "k=2 (3 planned)"}
