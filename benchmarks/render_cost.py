@@ -2,8 +2,8 @@
 
 One simulation of the cube, stepped with random actions; two ``FrameRenderer`` s draw the same states at the
 GIF's size (``run_evaluation.GIF_MAX_WIDTH``): one with ``envs.render``'s shadow map size and multisamples, one
-with MuJoCo's own (the model's ``vis.quality``: 4096 and 4). Rounds alternate between the two and each keeps its best round, so machine noise hits
-both alike. Needs offscreen OpenGL (``MUJOCO_GL=egl`` or ``osmesa``).
+with MuJoCo's own (the model's ``vis.quality``: 4096 and 4). Rounds alternate between the two and each keeps its
+best round, so machine noise hits both alike. Needs offscreen OpenGL (``MUJOCO_GL=egl`` or ``osmesa``).
 
 Last line: ``ratio: mujoco/ours X`` (seconds per frame).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from envs.render import MULTISAMPLES, SHADOW_MAP_SIZE, FrameRenderer
 from resdex_sb3.run_evaluation import GIF_MAX_WIDTH
 
 
-def _seconds_per_frame(renderer: FrameRenderer, env, frames: int) -> float:
+def _seconds_per_frame(renderer: FrameRenderer, env: Any, frames: int) -> float:
     model, data = env.task.sim.model_of(0), env.task.sim.data_of(0)
     renderer.render(model, data)  # the context is made on the first frame: not timed
     start = time.perf_counter()
