@@ -117,16 +117,17 @@ class RunsFolder:
             raise ValueError(f"{plan_path} is not valid JSON ({err})") from None
         self.variants: dict[str, Any] = self.plan["variants"]
         self.seeds: list[int] = self.plan["seeds"]
-        self._k_cache: dict[str, int] = {}
+        self._summaries: dict[str, dict[str, Any] | None] = {}
 
     def _summary(self, rel: str) -> dict[str, Any] | None:
-        path = self.root / rel
-        if not path.is_file():
-            return None
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err})") from None
+        """The evaluation JSON ``rel`` (None when missing), read once: every table and figure asks for it."""
+        if rel not in self._summaries:
+            path = self.root / rel
+            try:
+                self._summaries[rel] = json.loads(path.read_text()) if path.is_file() else None
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path} is not valid JSON ({err})") from None
+        return self._summaries[rel]
 
     def aggregate(self, variant: str, stage: str, split: str) -> Aggregate:
         """``variant``'s ``stage`` on ``split`` over the planned seeds (an unknown variant: nothing planned)."""
@@ -159,18 +160,20 @@ class RunsFolder:
         """The number of bases ``variant`` mixes: the length of the mixing weights in its evaluations once a seed
         is evaluated, else the planned number. They differ when a cluster of an own-clustering variant had no
         member whose base passed its gate (the pipeline drops it, and the variant mixes the bases that passed)."""
-        if variant not in self._k_cache:
-            runs = self.variants[variant].get("runs", {})
-            files = [run[stage]["eval"][split] for run in runs.values() for stage in run for split in SPLITS]
-            mixed = (len(row["weights"]) for f in files if (summary := self._summary(f)) is not None
-                     for row in summary["objects"] if row.get("weights"))  # fmt: skip
-            self._k_cache[variant] = next(mixed, self.variants[variant]["num_bases"])
-        return self._k_cache[variant]
+        runs = self.variants[variant].get("runs", {})
+        files = [run[stage]["eval"][split] for run in runs.values() for stage in run for split in SPLITS]
+        mixed = (len(summary["weights"]) for f in files
+                 if (summary := self._summary(f)) is not None and summary.get("weights"))  # fmt: skip
+        return next(mixed, self.variants[variant]["num_bases"])
+
+    def k_text(self, variant: str) -> str:
+        """``K``, with the planned k beside it when the variant mixes fewer bases than planned."""
+        k, planned = self.k_of(variant), self.variants[variant]["num_bases"]
+        return str(k) if k == planned else f"{k} ({planned} planned)"
 
     def k_label(self, variant: str) -> str:
-        """``k=K``, with the planned k beside it when the variant mixes fewer bases than planned."""
-        k, planned = self.k_of(variant), self.variants[variant]["num_bases"]
-        return f"k={k}" if k == planned else f"k={k} ({planned} planned)"
+        """``k=`` and :meth:`k_text`."""
+        return f"k={self.k_text(variant)}"
 
     def variant_with(self, **settings: Any) -> str | None:
         """The first variant whose settings include ``settings``."""
@@ -422,7 +425,7 @@ class Report:
                 None if not values else {"mean": float(np.mean(values)), "seed_min": min(values),
                                          "seed_max": max(values), "files": agg.files})  # fmt: skip
             theirs = paper.TABLE5.get(k, "")
-            lines.append(f"| {label.removeprefix('k=')} | {len(values)}/{agg.planned} | {cell} | {theirs} |")
+            lines.append(f"| {self.folder.k_text(variant)} | {len(values)}/{agg.planned} | {cell} | {theirs} |")
         lines += ["", "D sums the proposal distance over the whole 200-step episode (the reference's weights), as "
                   "the paper's does; its absolute size depends on the episode length and the proposals, so compare "
                   "rows, not ours with the paper's.", ""]  # fmt: skip

@@ -159,7 +159,7 @@ class Figures:
         for variant in self.folder.k_variants():
             values = self.folder.aggregate(variant, "stage2", "unseen_cat").seed_values("grasp_distance")
             if values:
-                ks.append(self.folder.k_label(variant).removeprefix("k="))
+                ks.append(self.folder.k_text(variant))
                 means.append(np.mean(values))
                 lows.append(np.mean(values) - min(values))
                 highs.append(max(values) - np.mean(values))

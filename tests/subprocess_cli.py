@@ -35,6 +35,7 @@ def copy_pipeline(source: Path, destination: Path, stages: tuple[str, ...] | Non
     """
     from resdex_sb3.pipeline import Pipeline
 
+    status = (source / Pipeline.STATUS_FILE).read_text()
     if stages is None:
         shutil.copytree(source, destination)
     else:
@@ -42,9 +43,7 @@ def copy_pipeline(source: Path, destination: Path, stages: tuple[str, ...] | Non
         for folder in (*stages, *folders):
             if (source / folder).is_dir():
                 shutil.copytree(source / folder, destination / folder)
-        status = json.loads((source / Pipeline.STATUS_FILE).read_text())
-        kept = {stage: status[stage] for stage in stages}
-        (destination / Pipeline.STATUS_FILE).write_text(json.dumps(kept))
-    status_file = destination / Pipeline.STATUS_FILE
-    status_file.write_text(status_file.read_text().replace(str(source), str(destination)))
+        records = json.loads(status)
+        status = json.dumps({stage: records[stage] for stage in stages})
+    (destination / Pipeline.STATUS_FILE).write_text(status.replace(str(source), str(destination)))
     return destination

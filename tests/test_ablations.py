@@ -202,7 +202,8 @@ def test_a_variant_that_lost_a_cluster_is_reported_with_the_bases_it_mixes(tmp_p
     def summary(num_weights: int, rate: float) -> dict[str, Any]:
         rows = [{"object": o, "category": "mug", "sustained": rate, "success": rate, "held": rate,
                  "grasp_distance": 10.0, "weights": [1 / num_weights] * num_weights} for o in objects]  # fmt: skip
-        return {"sustained": rate, "success": rate, "held": rate, "grasp_distance": 10.0, "objects": rows}
+        return {"sustained": rate, "success": rate, "held": rate, "grasp_distance": 10.0,
+                "weights": [1 / num_weights] * num_weights, "objects": rows}  # fmt: skip
 
     variants = {}
     for name, settings, planned, mixed, rate in (("k1", {"bases": 1}, 1, 1, 0.25), ("k3", {"k": 3}, 3, 2, 0.5)):
