@@ -1,6 +1,6 @@
-"""Files every layer shares safely: atomic writes and inter-process locks.
+"""Files every layer shares safely: atomic writes, inter-process locks and JSON records read back.
 
-The one home of both. ``envs`` is the lowest layer, so the object store, run folders, checkpoints and the
+The one home of all three. ``envs`` is the lowest layer, so the object store, run folders, checkpoints and the
 pipeline's records all write through here; nothing else renames temporary files or takes ``flock`` locks.
 """
 
@@ -44,6 +44,19 @@ def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
 def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
     """``data`` as indented JSON into ``path``, atomically (see :func:`atomic_write`)."""
     atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+
+
+def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
+    """The JSON in ``path``; a file that is not valid JSON (a hand edit, a merge conflict) raises a ``ValueError``
+    naming it, which every CLI prints as one line.
+
+    :param path: the file (a missing one raises ``FileNotFoundError``, as ``open`` does).
+    :param what: what the file is, for the message (``"pipeline status"``).
+    """
+    try:
+        return json.loads(Path(path).read_text())
+    except ValueError as err:  # JSONDecodeError, or bytes that are not UTF-8
+        raise ValueError(f"{path}: unreadable {what} ({err})") from None
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from typing import Any
 
 from envs.files import atomic_write_json
 from envs.objects.spec import SPLITS
-from resdex_sb3.errors import cli_main
+from resdex_sb3.errors import UserError, cli_main
 from resdex_sb3.pipeline import Pipeline
 from resdex_sb3.presets import ABLATIONS_CONFIG, load_ablation_preset
 from resdex_sb3.stage import StageCall
@@ -135,6 +135,8 @@ class AblationGrid(Pipeline):
             raise RuntimeError(f"the bases of {pipeline.out} are not all done (see {pipeline.status_path})")
         prefix = "" if pipeline.out == self.out else f"{pipeline.out.relative_to(self.out)}/"
         wanted = self._num_bases(spec)
+        if wanted and not passed:  # it would train from scratch under a mixture's name
+            raise UserError(f"{variant}: no base of {pipeline.out} passed its gate (see {pipeline.status_path})")
         if len(passed) < wanted:
             print(f"[ablations] {variant}: only {len(passed)} of {wanted} bases passed their gate; it mixes those")
         return [prefix + run for run in passed[:wanted]]

@@ -9,8 +9,9 @@ D = -sum_t r_t^proposal on unseen categories after stage 2 (lower is better).
 
 from __future__ import annotations
 
-#: split -> column order of the paper's tables
-SPLIT_COLUMNS = ("train", "unseen_obj", "unseen_cat")
+#: the scale behind every number here: DexGraspNet's training objects, env steps per hyper-policy stage
+TRAIN_OBJECTS = 3200
+STEPS_PER_STAGE = 1.76e9
 
 #: Table 1 (after stage 1): k -> ((mean, spread) per split)
 TABLE1 = {

@@ -33,13 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from envs.files import atomic_write_bytes, atomic_write_json, file_lock
+from envs.files import atomic_write_bytes, atomic_write_json, file_lock, read_json
 from envs.objects.spec import SPLITS
 from envs.vision import CLOUD_MODES as VISION_MODES
-from resdex_sb3.errors import cli_main
+from resdex_sb3.errors import UserError, cli_main
 from resdex_sb3.presets import PIPELINE_CONFIG, load_distill_preset, load_pipeline_preset
-from resdex_sb3.run_folder import (best_info, best_model_path, checkpoint_steps, finished_rounds, load_run,
-                                   passed_gate)
+from resdex_sb3.run_folder import (checkpoint_steps, continuation_start, continuation_steps, finished_rounds,
+                                   load_run, model_steps, passed_gate)
 from resdex_sb3.stage import StageCall, StopAfterStage
 from resdex_sb3.stage_command import TRAIN_ARGS_ENV, run_stage_command
 from resdex_sb3.stage_graph import StageGraph
@@ -48,6 +48,10 @@ def seed_suffix(seed: int, seeds: list[int]) -> str:
     """Run-name suffix of a hyper-policy or baseline seed: none for the first (the runs the students and the
     README use), ``-seed<N>`` for the others."""
     return "" if seed == seeds[0] else f"-seed{seed}"
+
+
+#: the run the vision students distil: the first seed's method (the first seed's runs carry no seed suffix)
+EXPERT_RUN = "hyper"
 
 
 class Pipeline:
@@ -78,7 +82,9 @@ class Pipeline:
         #: extra arguments of every training command (``$RESDEX_TRAIN_ARGS``, e.g. ``--save-freq 100000``)
         self.train_args = shlex.split(os.environ.get(TRAIN_ARGS_ENV, ""))
         self.status_path = out / self.STATUS_FILE
-        self.status: dict[str, Any] = json.loads(self.status_path.read_text()) if self.status_path.exists() else {}
+        self.status: dict[str, Any] = {}
+        if self.status_path.exists():
+            self.status = read_json(self.status_path, "pipeline status")
 
     # ------------------------------------------------------------------ bookkeeping
     def _record(self, stage: str, **info: Any) -> None:
@@ -87,7 +93,7 @@ class Pipeline:
         # neither drops what the other recorded.
         with file_lock(self.status_path.with_name(self.status_path.name + ".lock")):
             entry = {**self.status.get(stage, {}), **info}
-            on_disk = json.loads(self.status_path.read_text()) if self.status_path.exists() else {}
+            on_disk = read_json(self.status_path, "pipeline status") if self.status_path.exists() else {}
             self.status = {**self.status, **on_disk, stage: entry}
             atomic_write_json(self.status_path, self.status)
 
@@ -249,7 +255,7 @@ class Pipeline:
                     if method:
                         bases = passed_bases(r)
                         if not bases:
-                            raise RuntimeError(f"no base policy passed the gate {cfg['base_gate']} "
+                            raise UserError(f"no base policy passed the gate {cfg['base_gate']} "
                                                f"(see {self.status_path})")  # fmt: skip
                         kwargs["base_models"] = [f"../{run}" for run in bases]
                     return StageCall(self._train, ("ResDexHyper", out / stage1, cfg["stage1_timesteps"],
@@ -275,7 +281,7 @@ class Pipeline:
         students = [f"vision-{mode}" for mode in VISION_MODES]  # DAgger of the method's final hyper-policy
         budget = {**load_distill_preset(self.preset), "rounds": cfg["distill_rounds"]}
         for mode, student in zip(VISION_MODES, students):
-            graph.add(student, ["hyper"], lambda r, mode=mode, student=student: StageCall(
+            graph.add(student, [EXPERT_RUN], lambda r, mode=mode, student=student: StageCall(
                 self._distill, (mode, budget), student, "train", out / student))  # fmt: skip
         for student in students:
             for split in SPLITS:
@@ -352,7 +358,7 @@ class Pipeline:
                preset: str | None = None, seed: int | None = None, algo: str = "ppo") -> dict:  # fmt: skip
         final = run / f"{env}-v0.zip"
         done = checkpoint_steps(run)
-        target = timesteps + (self._init_steps(init) if init is not None else 0)
+        target = timesteps + (model_steps(init) if init is not None else 0)
         trained_before = final.exists() or done > 0  # a killed run leaves only its checkpoint
         if trained_before and not self._same_setup(run, env_kwargs):
             stale = run.with_name(f"{run.name}.stale-{int(time.time())}")
@@ -377,9 +383,9 @@ class Pipeline:
         return {"run": str(run), "timesteps": checkpoint_steps(run)}
 
     def _distill(self, mode: str, budget: dict[str, Any]) -> dict:
-        """The ``mode`` vision student of ``hyper`` (``resdex_sb3.distill``; it resumes from its own checkpoint)."""
+        """The ``mode`` vision student of ``EXPERT_RUN`` (``resdex_sb3.distill``; it resumes from its own checkpoint)."""
         run = self.out / f"vision-{mode}"
-        command = [sys.executable, "-m", "resdex_sb3.distill", "--expert", str(self.out / "hyper"), "--mode", mode,
+        command = [sys.executable, "-m", "resdex_sb3.distill", "--expert", str(self.out / EXPERT_RUN), "--mode", mode,
                    "--preset", self.preset, "--out", str(run), "--seed", str(self.seed),
                    "--rounds", str(budget["rounds"])]  # fmt: skip
         if self.data_dir:
@@ -398,23 +404,8 @@ class Pipeline:
                    if k in env_kwargs or k in ("objects", "base_models"))  # fmt: skip
 
     def _stage2_init(self, stage1: str) -> Path:
-        """Stage 2 starts from stage 1 (the reference forgot to): its best checkpoint, with that checkpoint's
-        statistics, else its final model."""
-        best = best_model_path(self.out / stage1)
-        return best if best.exists() else self.out / stage1 / "ResDexHyper-v0.zip"
-
-    @staticmethod
-    def _init_steps(init: Path) -> int:
-        """Env steps behind the model a stage starts from (its best checkpoint's, or its run's last)."""
-        if init == best_model_path(init.parent.parent):
-            best = best_info(init.parent.parent)
-            return int(best["num_timesteps"]) if best else 0
-        return checkpoint_steps(init.parent)
-
-    def _evaluate_splits(self, results: dict[str, Any], label: str, run_name: str) -> None:
-        """Stages ``eval-<label>-<split>``: the run on every split, into ``results['<label>/<split>']``."""
-        for split in SPLITS:
-            results[f"{label}/{split}"] = self._timed(f"eval-{label}-{split}", self._evaluate, run_name, split)
+        """Stage 2 starts from stage 1 (the reference forgot to): its best checkpoint, else its final model."""
+        return continuation_start(self.out / stage1, "ResDexHyper-v0")
 
     def _evaluate(self, run_name: str, split: str) -> dict[str, Any]:
         from resdex_sb3.run_evaluation import evaluate_run, result_json
@@ -453,18 +444,24 @@ class Pipeline:
         atomic_write_bytes(self.out / "results.md", ("\n".join(lines) + "\n").encode())
         return {"table": str(self.out / "results.md")}
 
+    def _base_attempts(self) -> list[dict[str, Any]]:
+        """Every base training the records hold (each cluster's members tried, passed or not)."""
+        records = [v for k, v in self.status.items() if k.startswith("base-") and isinstance(v.get("result"), dict)]
+        return [a for r in records for a in r["result"].get("attempts", [])]
+
+    def _own_steps(self, stage1: str, final: str) -> int:
+        """Env steps a hyper-policy or baseline trained itself, bases aside: all of stage 1, and what ``final``
+        trained on from the stage-1 checkpoint it started from."""
+        return checkpoint_steps(self.out / stage1) + checkpoint_steps(self.out / final) - \
+            continuation_steps(self.out / stage1)
+
     def _budget_table(self) -> list[str]:
         """Env steps and training wall time behind each final policy, the bases' included for the method (every
         base attempt counts, passed or not). Times come from each run's tensorboard events, so they hold whoever
         started the run; evaluations are not included."""
         from resdex_sb3.curves import training_seconds
 
-        def steps(run: str) -> int:
-            return checkpoint_steps(self.out / run)
-
-        base_records = [v for k, v in self.status.items()
-                        if k.startswith("base-") and isinstance(v.get("result"), dict)]  # fmt: skip
-        attempts = [a for r in base_records for a in r["result"].get("attempts", [])]
+        attempts = self._base_attempts()
         base_steps = sum(a.get("timesteps", 0) for a in attempts)
         base_seconds = sum(training_seconds(self.out / a["run"]) for a in attempts)
         lines = ["", "| policy | env steps | of which bases | wall time (h) |", "|---|---|---|---|"]
@@ -474,8 +471,7 @@ class Pipeline:
                 if not (self.out / final).is_dir():
                     continue
                 stage1 = f"{prefix}-stage1{seed_suffix(seed, self.cfg['seeds'])}"
-                started_at = self._init_steps(self._stage2_init(stage1))
-                own = steps(stage1) + steps(final) - started_at  # stage 2 counts on from its starting checkpoint
+                own = self._own_steps(stage1, final)
                 seconds = training_seconds(self.out / stage1) + training_seconds(self.out / final)
                 extra_steps, extra_seconds = (base_steps, base_seconds) if with_bases else (0, 0.0)
                 lines.append(f"| {final} | {own + extra_steps:,} | {extra_steps:,} | "
@@ -486,8 +482,7 @@ class Pipeline:
         """The seed-0 method's stage 2 and the baseline continued to larger budgets (``tools/extend_budget.sh``:
         runs ``<run>-2x``, ``<run>-4x``), evaluated like the rest: sustained, any-time and held on every split
         against the total env steps behind each (the method's bases included)."""
-        base_records = [v for k, v in self.status.items() if k.startswith("base-") and isinstance(v.get("result"), dict)]
-        base_steps = sum(a.get("timesteps", 0) for r in base_records for a in r["result"].get("attempts", []))
+        base_steps = sum(a.get("timesteps", 0) for a in self._base_attempts())
         rows = []
         for prefix, with_bases in (("hyper", True), ("baseline", False)):
             stage1 = f"{prefix}-stage1{seed_suffix(self.cfg['seeds'][0], self.cfg['seeds'])}"
@@ -497,13 +492,11 @@ class Pipeline:
                     path = self.out / "eval" / f"{run}-{split}.json"
                     if not path.is_file():
                         break
-                    r = json.loads(path.read_text())
+                    r = read_json(path, "evaluation summary")
                     cells.append(f"{100 * r['sustained']:.1f} / {100 * r['success']:.1f} / {100 * r['held']:.1f}")
                 if len(cells) < len(SPLITS) or not (self.out / run).is_dir():
                     continue
-                own = checkpoint_steps(self.out / stage1) + checkpoint_steps(self.out / run) - \
-                    self._init_steps(self._stage2_init(stage1))
-                total = own + (base_steps if with_bases else 0)
+                total = self._own_steps(stage1, run) + (base_steps if with_bases else 0)
                 rows.append(f"| {run} | {total:,} | " + " | ".join(cells) + " |")
         if len(rows) < 2:
             return []
@@ -554,11 +547,15 @@ class Pipeline:
                 found = [r for r in found if r is not None]
                 if len(found) < 2:
                     continue
+                rows = [{o["object"]: o for o in read_json(self.out / r["file"], "evaluation summary")["objects"]}
+                        for r in found]  # fmt: skip
+                if any(row.keys() != rows[0].keys() for row in rows):
+                    raise ValueError(f"{', '.join(r['file'] for r in found)}: the seeds were evaluated on different "
+                                     f"objects of {split}; evaluate them again")  # fmt: skip
                 cells = []
                 for key in ("sustained", "success", "held"):
                     per_seed = [r[key] for r in found]
-                    per_object = np.mean([[o[key] for o in json.loads((self.out / r["file"]).read_text())["objects"]]
-                                          for r in found], axis=0)  # fmt: skip
+                    per_object = np.mean([[row[name][key] for name in rows[0]] for row in rows], axis=0)
                     low, high = confidence_interval(per_object)
                     spread = f"{100 * min(per_seed):.1f}-{100 * max(per_seed):.1f}"
                     cells.append(f"{100 * np.mean(per_seed):.1f} ({spread}); CI {100 * low:.1f}-{100 * high:.1f}")

@@ -16,7 +16,6 @@ with a 95 % t-interval; the generalisation gap compares different objects, so it
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +24,13 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from envs.files import atomic_write_bytes, atomic_write_json
+from envs.files import atomic_write_bytes, atomic_write_json, read_json
 from envs.objects.spec import SPLITS
 from resdex_sb3 import paper_results as paper
 from resdex_sb3.ablations import GRID_DIR, PLAN_FILE
 from resdex_sb3.errors import cli_main
 from resdex_sb3.evaluation import METRICS, confidence_interval, paired_difference
+from resdex_sb3.pipeline import EXPERT_RUN
 
 MISSING = "missing"
 METRIC_LABELS = {"sustained": "sustained", "success": "any-time", "held": "held"}
@@ -111,10 +111,10 @@ class RunsFolder:
         if not plan_path.is_file():
             raise FileNotFoundError(f"{plan_path} does not exist: run python -m resdex_sb3.ablations --out {root} "
                                     "first (it writes the grid's plan before training)")  # fmt: skip
-        try:
-            self.plan = json.loads(plan_path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{plan_path} is not valid JSON ({err})") from None
+        self.plan = read_json(plan_path, "grid plan")
+        missing = [key for key in ("variants", "seeds") if key not in self.plan]
+        if missing:
+            raise ValueError(f"{plan_path}: no {' or '.join(missing)} in the grid plan (rerun resdex_sb3.ablations)")
         self.variants: dict[str, Any] = self.plan["variants"]
         self.seeds: list[int] = self.plan["seeds"]
         self._summaries: dict[str, dict[str, Any] | None] = {}
@@ -123,10 +123,7 @@ class RunsFolder:
         """The evaluation JSON ``rel`` (None when missing), read once: every table and figure asks for it."""
         if rel not in self._summaries:
             path = self.root / rel
-            try:
-                self._summaries[rel] = json.loads(path.read_text()) if path.is_file() else None
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path} is not valid JSON ({err})") from None
+            self._summaries[rel] = read_json(path, "evaluation summary") if path.is_file() else None
         return self._summaries[rel]
 
     def aggregate(self, variant: str, stage: str, split: str) -> Aggregate:
@@ -265,7 +262,8 @@ class Report:
                 "rate], in %. **Sustained** (headline): within 5 cm of the goal for 10 consecutive steps; "
                 "any-time: within 5 cm at some step (the paper's metric); held: within 5 cm on the last step. "
                 "`missing`: planned, not (yet) run. Rows marked *paper* are ResDex's own numbers (any-time success, "
-                "DexGraspNet, IsaacGym, ~1.76 B steps per stage): a different scale, shown for reference.", ""]  # fmt: skip
+                f"DexGraspNet, IsaacGym, ~{paper.STEPS_PER_STAGE / 1e9:.2f} B steps per stage): a different scale, "
+                "shown for reference.", ""]  # fmt: skip
         text = "\n".join(head + self._claims_section() + body) + "\n"
         atomic_write_bytes(self.out / "report.md", text.encode())
         atomic_write_json(self.out / "report.json", {"numbers": self.numbers, "claims": self.claims})
@@ -348,10 +346,14 @@ class Report:
         method, baseline = self.folder.method(), self.folder.baseline()
         if method is None:
             return "No method run yet."
-        ours = self.folder.aggregate(method, stage, "train").seed_values("success")
-        text = ("Ours differ from the paper's in scale (120 training objects against 3,200; 3 M env steps per stage "
-                "against ~1.76 B) and in the headline, which the paper does not report: any-time success counts a "
-                "fly-through of the goal. ")  # fmt: skip
+        train = self.folder.aggregate(method, stage, "train")
+        ours, objects = train.seed_values("success"), len(train.per_object("success"))
+        steps = self.folder.plan[f"{stage}_timesteps"]
+        steps_text = f"{steps / 1e6:g} M" if steps >= 1e6 else f"{steps:,}"
+        text = (f"Ours differ from the paper's in scale ({objects or '?'} training objects against "
+                f"{paper.TRAIN_OBJECTS:,}; {steps_text} env steps per stage against "
+                f"~{paper.STEPS_PER_STAGE / 1e9:.2f} B) and in the headline, which the paper does not report: any-time success counts a fly-through of the "
+                "goal. ")  # fmt: skip
         if ours:
             k = self.folder.k_of(method)
             gap = paper.TABLE2[4][0][0] if stage == "stage2" else paper.TABLE1[4][0][0]
@@ -365,12 +367,9 @@ class Report:
     def _table_3(self) -> list[str]:
         lines = ["## Table 3: vision students (DAgger from the seed-0 method)", ""]
         lines += self._split_header("policy")
-        method = self.folder.method()
-        if method:
-            first = self.folder.seeds[:1]
-            runs = self.folder.variants[method]["runs"]
-            aggs = {s: self.folder._aggregate([runs[str(first[0])]["stage2"]["eval"][s]]) for s in SPLITS}
-            lines.append(self._row("table3", "expert (state-based, seed 0)", aggs))
+        # the expert the students distil: the pipeline's first-seed method, whatever seeds the grid plans
+        aggs = {s: self.folder.pipeline_eval(EXPERT_RUN, s) for s in SPLITS}
+        lines.append(self._row("table3", f"expert (state-based, `{EXPERT_RUN}`)", aggs))
         for student in ("vision-gt_pose", "vision-camera"):
             aggs = {s: self.folder.pipeline_eval(student, s) for s in SPLITS}
             lines.append(self._row("table3", student, aggs))
@@ -386,21 +385,20 @@ class Report:
                  "| k | stage | MoE: sustained | MoE: any-time | MoE+Res: sustained | MoE+Res: any-time | "
                  "paired MoE+Res - MoE, sustained (points, 95 % CI) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
         moe = self.folder.variant_with(zoo_preset="moe-{preset}")
-        moe_k = self.folder.k_of(moe) if moe else None
+        moe_k = self.folder.k_text(moe) if moe else None
         for variant in self.folder.k_variants():
-            k = self.folder.k_of(variant)
+            k = self.folder.k_text(variant)  # "5 (8 planned)" never pairs with a MoE of 5 planned bases
             for stage in ("stage1", "stage2"):
                 res = self.folder.aggregate(variant, stage, "train")
-                if k == 1:  # one base, weights only: the base alone (the pipeline's evaluation of its first base)
+                if k == "1":  # one base, weights only: the base alone (the pipeline's evaluation of its first base)
                     weights_only = self.folder.pipeline_eval(self._first_base(), "train")
                 elif k == moe_k:
                     weights_only = self.folder.aggregate(moe, stage, "train")
                 else:
                     continue
-                diff = paired(res, weights_only, "sustained")
-                diff_text = difference_text(diff)
-                cells = [self._record("table4", f"MoE k={k} {stage}", "train", m, weights_only) for m in ("sustained", "success")]
-                cells += [self._record("table4", f"MoE+Res k={k} {stage}", "train", m, res) for m in ("sustained", "success")]
+                diff_text = difference_text(paired(res, weights_only, "sustained"))
+                cells = [self._record("table4", f"{name} k={k} {stage}", "train", m, agg)
+                         for name, agg in (("MoE", weights_only), ("MoE+Res", res)) for m in ("sustained", "success")]
                 lines.append(f"| {k} | {stage[-1]} | " + " | ".join(cells) + f" | {diff_text} |")
         for k, (m, r) in sorted(paper.TABLE4.items()):
             lines.append(f"| *paper:* {k} | 1 | | {m:.1f} | | {r:.1f} | |")

@@ -14,6 +14,7 @@ import numpy as np
 from envs.objects.spec import SPLITS
 from resdex_sb3.ablations import GRID_DIR
 from resdex_sb3.curves import AXES, read_scalar, training_seconds
+from resdex_sb3.run_folder import checkpoint_steps, continuation_steps
 
 DPI = 72
 CURVE_TAG = "eval/sustained_train"
@@ -57,13 +58,17 @@ class Figures:
 
     # ------------------------------------------------------------------ curves
     def _seed_curve(self, variant: str, seed_runs: tuple[Path, Path], x: str) -> tuple[np.ndarray, np.ndarray]:
-        """Stage 1 then stage 2 of one seed on one axis: stage 2 counts env steps on from stage 1's checkpoint,
-        and its wall time starts where stage 1's training ended."""
+        """Stage 1 then stage 2 of one seed on one axis, both counting what was trained: stage 2 logs env steps on
+        from the checkpoint it started from (stage 1's best, often before stage 1's end), so its steps and its
+        wall time are put after the whole of stage 1's."""
         first, second = seed_runs
         xs1, ys1 = read_scalar(first, CURVE_TAG, x)
         xs2, ys2 = read_scalar(second, CURVE_TAG, x)
         if x == "wall":
             xs2 = [v + training_seconds(first) / 3600.0 for v in xs2]
+        else:
+            skipped = checkpoint_steps(first) - continuation_steps(first)
+            xs2 = [v + skipped for v in xs2]
         return np.array(xs1 + xs2, dtype=float), np.array(ys1 + ys2, dtype=float)
 
     def _curves(self, x: str) -> None:

@@ -227,7 +227,10 @@ def split_objects(run_path: str | Path, split: str, data_dir: str | None = None,
         warn_other_data(run.root, run.object_set_checksum, objset)
     objects = objset.objects if split_name == "all" else objset.split(split_name)
     if only is not None:
-        objects = [o for o in objects if o.name in set(only)]
+        in_split = [o for o in objects if o.name in set(only)]
+        if not in_split and objects:
+            raise ValueError(f"none of the objects {sorted(only)} is in split {split_name!r} of set {set_name!r}")
+        objects = in_split
     if not objects:
         raise ValueError(f"set {set_name!r} has no objects in split {split_name!r}")
     return run, set_name, objset, objects

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from envs.files import atomic_write, atomic_write_json
+from envs.files import atomic_write, atomic_write_json, read_json
 from resdex_sb3.errors import UserError
 
 MODEL_FILES = ("{env_id}.zip", "best_model.zip", "checkpoint.zip")
@@ -91,7 +91,7 @@ class SavedRun:
 def best_info(root: str | Path) -> dict[str, Any] | None:
     """The run's ``best/best.json`` (its best checkpoint is complete), or None when it has none."""
     info = Path(root) / BEST_DIR / BEST_INFO
-    return json.loads(info.read_text()) if info.is_file() else None
+    return read_json(info, "best-checkpoint record") if info.is_file() else None
 
 
 def run_relative_paths(env_kwargs: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
@@ -188,7 +188,9 @@ def save_model(model: BaseAlgorithm, path: str | Path, env_id: str) -> None:
 
 
 def write_checkpoint(model: BaseAlgorithm, root: str | Path, env_id: str) -> Path:
-    """The run's periodic checkpoint: model and statistics, then ``checkpoint.json`` with the step count."""
+    """The run's periodic checkpoint: model and statistics, then ``checkpoint.json`` with the step count (each
+    file replaced atomically; a kill between them leaves the JSON one checkpoint behind, which is why a resume
+    counts the steps saved in the model itself, :func:`resume_point`)."""
     root = Path(root)
     save_model(model, root / CHECKPOINT_MODEL, env_id)
     atomic_write_json(root / CHECKPOINT_INFO, {"num_timesteps": int(model.num_timesteps), "model": CHECKPOINT_MODEL})
@@ -198,7 +200,7 @@ def write_checkpoint(model: BaseAlgorithm, root: str | Path, env_id: str) -> Pat
 def checkpoint_steps(root: str | Path) -> int:
     """Env steps of the run's last complete checkpoint (0 when it has none)."""
     info = Path(root) / CHECKPOINT_INFO
-    return int(json.loads(info.read_text())["num_timesteps"]) if info.is_file() else 0
+    return int(read_json(info, "checkpoint record")["num_timesteps"]) if info.is_file() else 0
 
 
 def model_steps(path: str | Path) -> int:
@@ -214,9 +216,10 @@ def model_steps(path: str | Path) -> int:
 
 
 def resume_point(root: str | Path, env_id: str) -> tuple[Path, int] | None:
-    """The model a killed or finished run continues from, and its env steps: the later of its last complete
-    checkpoint (``checkpoint.zip``, counted by ``checkpoint.json``) and its final model (an interrupted run saves
-    one too); None when the run saved neither. Both share the run's statistics file (``stats_path``).
+    """The model a killed or finished run continues from, and its env steps: the later of its last checkpoint
+    (``checkpoint.zip``, once a ``checkpoint.json`` exists; the steps saved in the zip count, which a kill inside
+    :func:`write_checkpoint` cannot leave stale) and its final model (an interrupted run saves one too); None when
+    the run saved neither. Both share the run's statistics file (``stats_path``).
 
     :param root: the run folder.
     :param env_id: gym id of the run (names its final model).
@@ -224,7 +227,7 @@ def resume_point(root: str | Path, env_id: str) -> tuple[Path, int] | None:
     root = Path(root)
     found: list[tuple[Path, int]] = []
     if (root / CHECKPOINT_MODEL).is_file() and (root / CHECKPOINT_INFO).is_file():
-        found.append((root / CHECKPOINT_MODEL, checkpoint_steps(root)))
+        found.append((root / CHECKPOINT_MODEL, model_steps(root / CHECKPOINT_MODEL)))
     final = root / f"{env_id}.zip"
     if final.is_file():
         found.append((final, model_steps(final)))
@@ -246,7 +249,7 @@ def finished_rounds(root: str | Path) -> int:
     progress = Path(root) / PROGRESS_FILE
     if not (Path(root) / f"{STUDENT_ENV_ID}.zip").exists() or not progress.is_file():
         return 0
-    return int(json.loads(progress.read_text()).get("rounds_done", 0))
+    return int(read_json(progress, "DAgger progress").get("rounds_done", 0))
 
 
 def best_model_path(root: str | Path) -> Path:
@@ -254,10 +257,31 @@ def best_model_path(root: str | Path) -> Path:
     return Path(root) / BEST_DIR / BEST_MODEL
 
 
+def continuation_start(root: str | Path, env_id: str) -> Path:
+    """The model a continuation of the run (a hyper-policy's stage 2) starts from: its best checkpoint, with that
+    checkpoint's statistics, else its final model.
+
+    :param root: the run folder continued.
+    :param env_id: its env id, which names its final model.
+    """
+    best = best_model_path(root)
+    return best if best.exists() else Path(root) / f"{env_id}.zip"
+
+
+def continuation_steps(root: str | Path) -> int:
+    """Env steps behind :func:`continuation_start`, from the run's records alone: its best checkpoint's
+    (``best.json``), else its last checkpoint's (0 when it has neither).
+
+    :param root: the run folder continued.
+    """
+    best = best_info(root)
+    return int(best["num_timesteps"]) if best else checkpoint_steps(root)
+
+
 def passed_gate(root: str | Path) -> bool:
     """Whether the run stopped at its gate (``gate.json`` says passed)."""
     gate = Path(root) / GATE_FILE
-    return gate.is_file() and bool(json.loads(gate.read_text()).get("passed", False))
+    return gate.is_file() and bool(read_json(gate, "gate record").get("passed", False))
 
 
 def load_run(path: str | Path) -> SavedRun:

@@ -15,7 +15,6 @@ from typing import Any
 
 import yaml
 from rl_zoo3.exp_manager import ExperimentManager
-from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -42,10 +41,6 @@ def algo_keys(algo: str) -> set[str]:
     if algo not in ALGOS:
         raise ValueError(f"unknown algorithm {algo!r}; rl-zoo knows {sorted(ALGOS)}")
     return set(inspect.signature(ALGOS[algo].__init__).parameters) - NOT_PRESET_KEYS
-
-
-#: PPO's own arguments, the rest of what a PPO preset may set
-PPO_KEYS = set(inspect.signature(PPO.__init__).parameters) - NOT_PRESET_KEYS
 
 
 def select_preset(config_path: str | Path, env_id: str, preset: str, algo: str = "ppo") -> dict[str, Any]:

@@ -232,3 +232,43 @@ def test_a_variant_that_lost_a_cluster_is_reported_with_the_bases_it_mixes(tmp_p
     assert claims and all(row[1] == "k=2 (3 planned) - k=1, stage 2, sustained" for row in claims)
     numbers = json.loads((tmp_path / "report" / "report.json").read_text())["numbers"]
     assert set(numbers["table5"]) == {"k=1", "k=2 (3 planned)"}
+
+
+def test_stage_2_of_a_curve_comes_after_the_whole_of_stage_1(tmp_path):
+    """Stage 2 starts from stage 1's best checkpoint (here at 1,000 of stage 1's 3,000 steps) and logs its env steps
+    on from there: on the report's axes it comes after everything stage 1 trained, in steps as in wall time, so
+    that each seed's curve rises monotonically in x and the seed band is drawn from comparable points."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from resdex_sb3.report_figures import CURVE_TAG, Figures
+
+    t0 = 1_700_000_000.0
+    first, second = tmp_path / "stage1", tmp_path / "stage2"
+    for run, points in ((first, [(1000, t0, 0.2), (2000, t0 + 50, 0.1), (3000, t0 + 100, 0.05)]),
+                        (second, [(1500, t0 + 500, 0.3), (2000, t0 + 520, 0.4)])):  # fmt: skip
+        writer = SummaryWriter(str(run / "tb"))
+        for step, wall, value in points:
+            writer.add_scalar(CURVE_TAG, value, step, walltime=wall)
+        writer.close()
+    (first / "checkpoint.json").write_text(json.dumps({"num_timesteps": 3000, "model": "checkpoint.zip"}))
+    (first / "best").mkdir()
+    (first / "best" / "best.json").write_text(json.dumps({"num_timesteps": 1000}))
+    figures = Figures(None, tmp_path)
+    steps, values = figures._seed_curve("v", (first, second), "steps")
+    assert steps.tolist() == [1000, 2000, 3000, 3500, 4000] and values.tolist() == pytest.approx([.2, .1, .05, .3, .4])
+    hours, _ = figures._seed_curve("v", (first, second), "wall")
+    assert (hours * 3600).tolist() == pytest.approx([0, 50, 100, 100, 120])
+
+
+def test_a_mixture_whose_bases_all_failed_their_gate_is_refused_not_trained_from_scratch(tmp_path):
+    from types import SimpleNamespace
+
+    from resdex_sb3.errors import UserError
+
+    grid = AblationGrid("smoke", tmp_path, variants=["k1"])
+    pipeline = SimpleNamespace(out=tmp_path, status_path=tmp_path / "pipeline.json", passed_bases=lambda: [])
+    grid.prepared = {None: pipeline}
+    with pytest.raises(UserError, match=r"k1: no base of .* passed its gate \(see .*pipeline.json\)"):
+        grid._bases_of("k1")
+    pipeline.passed_bases = lambda: ["base-0"]
+    assert grid._bases_of("k1") == ["base-0"]

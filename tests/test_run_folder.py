@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import yaml
 from envs.objects.catalog import load_object_set
 from resdex_sb3.run_evaluation import evaluate_run, result_json
 from resdex_sb3.run_folder import (OBJECT_SET_CHECKSUM, read_run_config, checkpoint_steps, load_run, resolve_run_path,
-                                   run_relative_paths)  # fmt: skip
+                                   resume_point, run_relative_paths)  # fmt: skip
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,3 +92,19 @@ def test_a_resumed_runs_curve_and_training_time_leave_out_the_gap_between_its_pr
     assert steps == [1, 2, 3, 4] and values == pytest.approx([0.1, 0.2, 0.35, 0.4])
     hours, _ = read_scalar(tmp_path, "eval/success", "wall")
     assert [h * 3600 for h in hours] == pytest.approx([0.0, 60.0, 100.0, 150.0])
+
+
+def test_a_resume_counts_the_steps_saved_in_the_checkpoint_not_a_json_left_behind_by_a_kill(tmp_path):
+    """A kill between replacing ``checkpoint.zip`` and ``checkpoint.json`` leaves the JSON one checkpoint behind;
+    the resume must continue from the model's own step count, or it would train a save interval past its budget."""
+    import zipfile
+
+    assert resume_point(tmp_path, "ResDexBase-v0") is None
+    with zipfile.ZipFile(tmp_path / "checkpoint.zip", "w") as archive:
+        archive.writestr("data", json.dumps({"num_timesteps": 400}))
+    assert resume_point(tmp_path, "ResDexBase-v0") is None  # a checkpoint counts once its JSON was written
+    (tmp_path / "checkpoint.json").write_text(json.dumps({"num_timesteps": 200, "model": "checkpoint.zip"}))
+    assert resume_point(tmp_path, "ResDexBase-v0") == (tmp_path / "checkpoint.zip", 400)
+    with zipfile.ZipFile(tmp_path / "ResDexBase-v0.zip", "w") as archive:
+        archive.writestr("data", json.dumps({"num_timesteps": 512}))
+    assert resume_point(tmp_path, "ResDexBase-v0") == (tmp_path / "ResDexBase-v0.zip", 512)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from envs.files import atomic_write_bytes, atomic_write_json, file_lock
+from envs.files import atomic_write_bytes, atomic_write_json, file_lock, read_json
 from envs.objects.serialize import object_from_dict, object_to_dict, proposal_from_dict, proposal_to_dict
 from envs.objects.spec import ObjectSpec
 from envs.proposals import GraspProposal
@@ -79,8 +79,8 @@ class ObjectStore:
         if not self.manifest_path.exists():
             return {"format_version": FORMAT_VERSION, "sets": {}}
         try:
-            data = json.loads(self.manifest_path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
+            data = read_json(self.manifest_path, "object manifest")
+        except OSError as err:
             raise ValueError(f"{self.manifest_path}: unreadable object manifest ({err})") from err
         if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION or "sets" not in data:
             raise ValueError(

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from envs.objects.spec import ObjectSpec
-from envs.files import atomic_write_json
+from envs.files import atomic_write_json, read_json
 from resdex_sb3.shape.pointnet import ENCODE_YAWS, PointNetEncoder
 from resdex_sb3.shape.train_encoder import EncoderTrainConfig, data_fingerprint, encoder_checksum, load_or_train_encoder
 
@@ -174,8 +174,8 @@ class ShapeCodes:
     def load(cls, path: str | os.PathLike[str]) -> ShapeCodes:
         """Read a ``codes.json`` written by :meth:`save`."""
         try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as err:
+            data = read_json(path, "shape codes")
+        except OSError as err:
             raise ValueError(f"{path}: unreadable shape codes ({err})") from err
         if not isinstance(data, dict) or data.get("format") != CODES_FORMAT:
             raise ValueError(f"{path}: not a shape-code file of format {CODES_FORMAT}")
