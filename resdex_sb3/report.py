@@ -281,8 +281,11 @@ class Report:
     def _row(self, table: str, label: str, aggs: dict[str, Aggregate]) -> str:
         seeds = max(a.found for a in aggs.values())
         planned = max(a.planned for a in aggs.values())
+        # a split evaluated on fewer seeds than the others (an evaluation still to run) says so
+        fewer = [f"{SPLIT_LABELS[s]} {aggs[s].found}" for s in SPLITS if aggs[s].found < seeds]
+        count = f"{seeds}/{planned}" + (f" ({', '.join(fewer)})" if fewer else "")
         cells = [self._record(table, label, s, m, aggs[s]) for s in SPLITS for m in METRICS]
-        return f"| {label} | {seeds}/{planned} | " + " | ".join(cells) + " |"
+        return f"| {label} | {count} | " + " | ".join(cells) + " |"
 
     @staticmethod
     def _paper_row(label: str, values: tuple[Any, ...]) -> str:

@@ -194,6 +194,35 @@ def test_a_seed_enters_the_curves_once_both_its_stages_are_evaluated(tmp_path):
     assert folder.run_folders("v", "stage2") == [tmp_path / "v" / "stage2-seed0"]
 
 
+def test_a_split_evaluated_on_fewer_seeds_says_so_in_the_seeds_column(tmp_path):
+    """Seed 1's stage 2 is evaluated on train only (its other evaluations still to run): Table 2 counts 2 seeds,
+    names the splits that have 1, and their cells are seed 0's alone."""
+    rows = [{"object": "mug-000", "category": "mug", "sustained": 0.5, "success": 0.5, "held": 0.5}]
+    runs = {}
+    for seed in ("0", "1"):
+        runs[seed] = {stage: {"run": f"ablations/v/{stage}-seed{seed}",
+                              "eval": {split: f"ablations/eval/v-{stage}-seed{seed}-{split}.json" for split in SPLITS}}
+                      for stage in ("stage1", "stage2")}  # fmt: skip
+        for stage in ("stage1", "stage2"):
+            for split, path in runs[seed][stage]["eval"].items():
+                if seed == "1" and stage == "stage2" and split != "train":
+                    continue
+                rate = 0.25 if seed == "1" else 0.5
+                (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+                (tmp_path / path).write_text(json.dumps({"sustained": rate, "success": rate, "held": rate,
+                                                         "objects": [{**rows[0], "sustained": rate}]}))  # fmt: skip
+    plan = {"preset": "smoke", "object_set": "embedded-small", "eval_trials": 1, "bases": ["base-0"],
+            "stage1_timesteps": 512, "stage2_timesteps": 512, "pipeline_k": 1, "seeds": [0, 1], "splits": SPLITS,
+            "variants": {"v": {"label": "v", "settings": {"bases": 1}, "num_bases": 1, "runs": runs}}}  # fmt: skip
+    (tmp_path / "ablations" / "grid.json").write_text(json.dumps(plan))
+    Report(tmp_path, tmp_path / "report").build()
+    text = (tmp_path / "report" / "report.md").read_text()
+    row = next(r for r in _table(text, "## Table 2") if r[0] == "ResDex k=1")
+    assert row[1] == "2/2 (unseen obj. 1, unseen cat. 1)"
+    assert row[2].startswith("37.5 ± 12.5") and row[5].startswith("50.0 ± 0.0")
+    assert next(r for r in _table(text, "## Table 1") if r[0] == "ResDex k=1")[1] == "2/2"
+
+
 def test_a_variant_that_lost_a_cluster_is_reported_with_the_bases_it_mixes(tmp_path):
     """An own-clustering variant planned with k = 3 whose third cluster had no base that passed its gate mixes two
     bases: the report counts the mixing weights in its evaluations and says k=2 (3 planned), never k=3."""
