@@ -3,7 +3,6 @@ action."""
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,13 +11,12 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.utils import get_device
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from resdex_sb3.policies.geometry_unaware_policy import BASE_OBS_DIM
-from resdex_sb3.run_folder import model_and_stats
+from resdex_sb3.run_folder import model_and_stats, observation_stats
 
 #: Frozen bases this process has loaded, by (model file, its size and modification time, device). A hyper-policy's
 #: training env and its evaluation envs (one per split) share them instead of loading every base once per env.
@@ -83,7 +81,7 @@ class ResidualMoEComposer(VecEnvWrapper):
             try:
                 model_path, stats_path = model_and_stats(path)
                 policy = self._load_policy(model_path, act_space)
-                mean, std, clip = self._load_obs_stats(stats_path)
+                mean, std, clip = observation_stats(stats_path, self.base_obs_dim)
             except (OSError, ValueError) as err:  # name the base: behind a hyper-policy, k of them look alike
                 raise type(err)(f"base policy {index} ({path}): {err}") from None
             self.model_paths.append(model_path)
@@ -204,20 +202,3 @@ class ResidualMoEComposer(VecEnvWrapper):
         policy.requires_grad_(False)
         _FROZEN_BASES[key] = policy
         return policy
-
-    def _load_obs_stats(self, stats_path: Path | None) -> tuple[np.ndarray, np.ndarray, float]:
-        """Mean, ``sqrt(var + epsilon)`` and clip of a base's observation normalisation (identity without one)."""
-        identity = (np.zeros(self.base_obs_dim), np.ones(self.base_obs_dim), np.inf)
-        if stats_path is None:
-            return identity
-        with open(stats_path, "rb") as file:
-            normalizer = pickle.load(file)
-        if not isinstance(normalizer, VecNormalize):
-            raise ValueError(f"{stats_path} does not hold a VecNormalize but a {type(normalizer).__name__}")
-        if not normalizer.norm_obs:
-            return identity
-        rms = normalizer.obs_rms
-        if not isinstance(rms, RunningMeanStd) or rms.mean.shape != (self.base_obs_dim,):
-            shape = rms.mean.shape if isinstance(rms, RunningMeanStd) else type(rms).__name__
-            raise ValueError(f"{stats_path} normalises observations of shape {shape}, not ({self.base_obs_dim},)")
-        return rms.mean.copy(), np.sqrt(rms.var + normalizer.epsilon), float(normalizer.clip_obs)

@@ -22,7 +22,7 @@ from envs.objects.build import build_object_set
 from envs.objects.catalog import DEFAULT_SET, load_object_set
 from envs.objects.progress import progress_bars
 from envs.objects.spec import SPLITS
-from resdex_sb3.errors import cli_main
+from resdex_sb3.errors import UserError, cli_main, positive_int
 from resdex_sb3.presets import load_pipeline_preset
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "cpu"
@@ -42,11 +42,12 @@ def train_base(out: Path, steps: int) -> None:
     reward = load_pipeline_preset("cpu")["base_reward"]  # what the cpu pipeline trains its bases on
     print(f"\n== 2. training a base policy on {representative} ({reward} reward) for up to {steps:,} env steps; "
           "it stops early once it passes the base gate ==")  # fmt: skip
-    subprocess.run([sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", "ResDexBase",
-                    "--preset", "cpu", "--run-dir", str(run), "-tb", str(run / "tb"), "--seed", "0",
-                    "-n", str(steps), "--resume", "--log-interval", "10",
-                    "--env-kwargs", f"objects:[{representative!r}]", f"reward_mode:{reward!r}"],
-                   check=True)  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "resdex_sb3.train", "--algo", "ppo", "--env", "ResDexBase",
+                           "--preset", "cpu", "--run-dir", str(run), "-tb", str(run / "tb"), "--seed", "0",
+                           "-n", str(steps), "--resume", "--log-interval", "10",
+                           "--env-kwargs", f"objects:[{representative!r}]", f"reward_mode:{reward!r}"])  # fmt: skip
+    if done.returncode:  # train printed its own error above
+        raise UserError(f"training the demo's base policy in {run} failed (exit status {done.returncode})")
     from resdex_sb3.curves import plot_runs
 
     for tag, name in (("eval/sustained_own", "sustained"), ("charts/success_rate", "success"),
@@ -86,9 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m resdex_sb3.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("runs/demo"))
-    parser.add_argument("--base-steps", type=int, default=2_500_000,
+    parser.add_argument("--base-steps", type=positive_int, default=2_500_000,
                         help="cap of the base run (the mug's base passed its gate at 1.9M steps, seed 0)")  # fmt: skip
-    parser.add_argument("--trials", type=int, default=2)
+    parser.add_argument("--trials", type=positive_int, default=2)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()

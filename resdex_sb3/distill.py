@@ -45,7 +45,7 @@ from envs.objects.catalog import SPLITS, ObjectSet, load_object_set
 from envs.files import atomic_write, atomic_write_bytes, atomic_write_json
 from envs.vision import CLOUD_MODES
 from resdex_sb3.env_builder import build_env, object_set_name, split_env_kwargs
-from resdex_sb3.errors import cli_main, positive_int
+from resdex_sb3.errors import UserError, cli_main, positive_int
 from resdex_sb3.evaluation import EVAL_SEED, per_object_outcomes, run_episodes, split_env
 from resdex_sb3.presets import DISTILL_KEYS, load_distill_preset
 from resdex_sb3.run_folder import (OBJECT_SET_CHECKSUM, PROGRESS_FILE, STUDENT_ENV_ID, finished_rounds, load_run,
@@ -64,7 +64,7 @@ class Distillation:
     :param out: the run folder.
     :param preset: budget preset in ``zoo_configs/distill.yml`` (ignored when ``out`` already holds a config).
     :param data_dir: object data directory (default: the expert's, else ``$RESDEX_DATA`` or ``data/``).
-    :param seed: seed of the envs, the beta draws and the minibatch order.
+    :param seed: seed of the envs, the beta draws and the minibatch order (a resumed run keeps its own).
     :param num_threads: physics and torch threads.
     :param overrides: budget keys to change (e.g. ``rounds`` to extend a finished run).
     :param progress: show a progress bar.
@@ -92,6 +92,14 @@ class Distillation:
             config = read_run_config(self.config_path)
             if config.get("mode") != self.mode:
                 raise ValueError(f"{self.out} is a {config.get('mode')!r} run, not {self.mode!r}")
+            if config.get("seed", self.seed) != self.seed:  # a resume continues the run's own random streams
+                print(f"[distill] {self.out}: continuing with the run's seed {config['seed']} (its config.yml), "
+                      f"not {self.seed}")  # fmt: skip
+                self.seed = int(config["seed"])
+            saved_envs = config["distill"].get("n_envs")
+            if self.overrides.get("n_envs", saved_envs) != saved_envs:  # its buffer and envs are sized by it
+                raise UserError(f"--n-envs {self.overrides['n_envs']}: {self.out} was started with {saved_envs} "
+                                "envs and continues with them (--n-envs is for new runs)")  # fmt: skip
         else:
             run = load_run(self.expert)
             expert_options, _ = split_env_kwargs(run.env_kwargs)
@@ -177,6 +185,9 @@ class Distillation:
         if (self.scratch / "checkpoint-latest.pt").exists():
             counters.update(trainer.load_trainer_state())
             print(f"[distill] resuming {self.out} at round {trainer.round_num} ({counters['env_steps']:,} env steps)")
+        # the rounds behind the saved student, which the periodic progress records carry on unchanged: a run
+        # extended and killed before its new student is saved is not finished
+        counters["student_rounds"] = finished_rounds(self.out)
         eval_envs: dict[str, VecEnv] = {}
         outcomes: deque[float] = deque(maxlen=SUCCESS_WINDOW)
         collector = trainer.create_trajectory_collector()
@@ -229,6 +240,7 @@ class Distillation:
         logger.step = counters["env_steps"]
         logger.dump()
         atomic_write(self.student_path, lambda tmp: student.save(str(tmp)))
+        counters["student_rounds"] = trainer.round_num
         self._write_progress(progress_path, trainer.round_num, counters)
         for env in (venv, *eval_envs.values()):
             env.close()

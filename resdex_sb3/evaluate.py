@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from pathlib import Path
 from typing import Any
 
 import envs  # noqa: F401  (headless GL default)
 from envs.config import BACKENDS
-from envs.files import atomic_write_json
+from envs.files import atomic_write_bytes, atomic_write_json
 from resdex_sb3.errors import cli_main, positive_int
 from resdex_sb3.evaluation import METRICS
 from resdex_sb3.run_evaluation import evaluate_run, paired_metrics, result_json, write_gifs
@@ -124,12 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         atomic_write_json(args.json, summary)
     if args.csv:
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["object", "category", *METRICS, "grasp_distance"],
-                                    extrasaction="ignore")  # fmt: skip
-            writer.writeheader()
-            writer.writerows(summary["objects"])
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=["object", "category", *METRICS, "grasp_distance"],
+                                extrasaction="ignore")  # fmt: skip
+        writer.writeheader()
+        writer.writerows(summary["objects"])
+        atomic_write_bytes(args.csv, table.getvalue().encode())
     return 0
 
 

@@ -24,14 +24,18 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import VecNormalize
 
 from envs.files import atomic_write, atomic_write_json, read_json
 from resdex_sb3.errors import UserError
@@ -245,11 +249,14 @@ def trained_before(root: str | Path) -> str | None:
 
 
 def finished_rounds(root: str | Path) -> int:
-    """DAgger rounds of the student run ``root`` whose student is saved (0 while there is none)."""
+    """DAgger rounds behind the saved student of the run ``root`` (0 while there is none): ``student_rounds`` of
+    its progress record, which only the student's save changes (``rounds_done`` also counts the periodic trainer
+    checkpoints; records written before ``student_rounds`` existed have the two equal)."""
     progress = Path(root) / PROGRESS_FILE
     if not (Path(root) / f"{STUDENT_ENV_ID}.zip").exists() or not progress.is_file():
         return 0
-    return int(read_json(progress, "DAgger progress").get("rounds_done", 0))
+    record = read_json(progress, "DAgger progress")
+    return int(record.get("student_rounds", record.get("rounds_done", 0)))
 
 
 def best_model_path(root: str | Path) -> Path:
@@ -314,7 +321,38 @@ def load_run(path: str | Path) -> SavedRun:
     is_best = best is not None and model.resolve() == best_model.resolve()
     best_timesteps = int(best["num_timesteps"]) if is_best else None
     stats = model.parent / env_id / STATS_FILE
-    return SavedRun(root, env_id, model, stats if stats.exists() else None, read_run_config(configs[0]), best_timesteps)
+    config = read_run_config(configs[0])
+    if config.get("normalize") and not stats.exists():  # acting on raw observations would fail silently
+        raise FileNotFoundError(f"{stats} is missing: run {root} normalised its observations "
+                                f"(normalize: {config['normalize']}), and {model.name} needs those statistics")  # fmt: skip
+    return SavedRun(root, env_id, model, stats if stats.exists() else None, config, best_timesteps)
+
+
+def observation_stats(path: Path | None, width: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Mean, ``sqrt(var + epsilon)`` and clip of the observation normalisation saved in a ``vecnormalize.pkl``
+    (the identity when there is none, or when it does not normalise observations), for code that normalises
+    outside a ``VecNormalize`` (the frozen bases, the DAgger expert).
+
+    :param path: the statistics file, or None.
+    :param width: the observation width the statistics must have.
+    """
+    identity = (np.zeros(width), np.ones(width), np.inf)
+    if path is None:
+        return identity
+    try:
+        with open(path, "rb") as file:
+            normalizer = pickle.load(file)
+    except (EOFError, pickle.UnpicklingError, AttributeError, ImportError) as err:  # truncated or foreign
+        raise UserError(f"{path}: unreadable normalisation statistics ({type(err).__name__}: {err})") from None
+    if not isinstance(normalizer, VecNormalize):
+        raise ValueError(f"{path} does not hold a VecNormalize but a {type(normalizer).__name__}")
+    if not normalizer.norm_obs:
+        return identity
+    rms = normalizer.obs_rms
+    if not isinstance(rms, RunningMeanStd) or rms.mean.shape != (width,):
+        shape = rms.mean.shape if isinstance(rms, RunningMeanStd) else type(rms).__name__
+        raise ValueError(f"{path} normalises observations of shape {shape}, not ({width},)")
+    return rms.mean.copy(), np.sqrt(rms.var + normalizer.epsilon), float(normalizer.clip_obs)
 
 
 class _ConfigLoader(yaml.SafeLoader):

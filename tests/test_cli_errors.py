@@ -33,11 +33,13 @@ def test_an_unknown_key_in_a_zoo_yaml_is_one_line_naming_file_and_key(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_a_non_positive_max_envs_is_refused_by_the_parser():
-    done = _cli("resdex_sb3.evaluate", "--model", "nowhere", "--max-envs", "0")
+@pytest.mark.parametrize("module, flag", [("resdex_sb3.evaluate", "--max-envs"), ("resdex_sb3.demo", "--trials"),
+                                          ("resdex_sb3.demo", "--base-steps")])  # fmt: skip
+def test_a_non_positive_count_is_refused_by_the_parser(module, flag):
+    done = _cli(module, *(("--model", "nowhere") if module.endswith("evaluate") else ()), flag, "0")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]  # after argparse's usage line
-    assert "--max-envs" in last and "at least 1" in last
+    assert flag in last and "at least 1" in last
 
 
 def test_cli_main_turns_user_errors_into_one_line_and_keeps_bugs(capsys, monkeypatch):

@@ -13,7 +13,7 @@ import yaml
 from envs.objects.catalog import load_object_set
 from resdex_sb3.run_evaluation import evaluate_run, result_json
 from resdex_sb3.run_folder import (OBJECT_SET_CHECKSUM, read_run_config, checkpoint_steps, load_run, resolve_run_path,
-                                   resume_point, run_relative_paths)  # fmt: skip
+                                   finished_rounds, resume_point, run_relative_paths)  # fmt: skip
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,3 +108,35 @@ def test_a_resume_counts_the_steps_saved_in_the_checkpoint_not_a_json_left_behin
     with zipfile.ZipFile(tmp_path / "ResDexBase-v0.zip", "w") as archive:
         archive.writestr("data", json.dumps({"num_timesteps": 512}))
     assert resume_point(tmp_path, "ResDexBase-v0") == (tmp_path / "ResDexBase-v0.zip", 512)
+
+
+def test_a_student_run_counts_the_rounds_behind_its_saved_student_not_its_last_trainer_checkpoint(tmp_path):
+    """An extended DAgger run killed after a periodic trainer checkpoint (``rounds_done`` 12) but before its new
+    student was saved still holds the round-6 student: it is not finished. Records from before ``student_rounds``
+    existed count ``rounds_done``."""
+    assert finished_rounds(tmp_path) == 0
+    (tmp_path / "ResDexVision-v0.zip").write_bytes(b"student")
+    (tmp_path / "progress.json").write_text(json.dumps({"rounds_done": 12, "student_rounds": 6}))
+    assert finished_rounds(tmp_path) == 6
+    (tmp_path / "progress.json").write_text(json.dumps({"rounds_done": 6}))
+    assert finished_rounds(tmp_path) == 6
+
+
+def test_statistics_that_are_missing_or_truncated_are_one_error_naming_the_file(tmp_path):
+    """A run that normalised its observations is refused without its ``vecnormalize.pkl`` (its model would act on
+    raw observations without a word), and a truncated statistics file is a user error naming it."""
+    from resdex_sb3.errors import UserError
+    from resdex_sb3.run_folder import observation_stats
+
+    run = tmp_path / "run"
+    (run / "ResDexBase-v0").mkdir(parents=True)
+    (run / "ResDexBase-v0.zip").write_bytes(b"model")
+    (run / "ResDexBase-v0" / "config.yml").write_text(yaml.safe_dump({"normalize": "dict(norm_obs=True)"}))
+    with pytest.raises(FileNotFoundError, match=r"vecnormalize.pkl is missing: run .* normalised its observations"):
+        load_run(run)
+    (run / "ResDexBase-v0" / "vecnormalize.pkl").write_bytes(b"\x80\x04\x95")
+    assert load_run(run).stats_path == run / "ResDexBase-v0" / "vecnormalize.pkl"
+    with pytest.raises(UserError, match="vecnormalize.pkl: unreadable normalisation statistics"):
+        observation_stats(run / "ResDexBase-v0" / "vecnormalize.pkl", 128)
+    mean, std, clip = observation_stats(None, 3)
+    assert mean.tolist() == [0, 0, 0] and std.tolist() == [1, 1, 1] and clip == float("inf")

@@ -20,6 +20,7 @@ from envs.factory import make_vec_env
 from envs.objects.primitives import cube, primitive_objects
 from envs.vision import CLOUD, PRIVILEGED, PROPRIO, STUDENT_DIM, DepthCamera, VisionConfig, cloud_points
 from envs.vision_task import VisionGraspTask
+from resdex_sb3.errors import UserError
 from resdex_sb3.policies import POLICY_ALIASES, VisionStudentPolicy
 
 pytest.importorskip("imitation", reason="imitation is installed separately (pip install --no-deps imitation==1.0.1)")
@@ -239,10 +240,14 @@ def test_dagger_end_to_end_resumes_and_the_student_evaluates(expert_run, tmp_pat
     first = Distillation(expert_run, "gt_pose", out, "smoke", overrides={**short, "rounds": 4}, progress=False)
     first.run()
     assert json.loads((out / "progress.json").read_text())["rounds_done"] == 4
+    with pytest.raises(UserError, match="--n-envs 16: .* was started with 8 envs"):
+        Distillation(expert_run, "gt_pose", out, "smoke", overrides={"n_envs": 16}, progress=False).config()
+    other_seed = Distillation(expert_run, "gt_pose", out, "smoke", seed=5, progress=False)
+    assert other_seed.config()["seed"] == 0 and other_seed.seed == 0  # a resume keeps the run's seed
     again = Distillation(expert_run, "gt_pose", out, "smoke", overrides={"rounds": 12}, progress=False)
     again.run()
     progress = json.loads((out / "progress.json").read_text())
-    assert progress["rounds_done"] == 12 and progress["env_steps"] == 12 * 4 * 8
+    assert progress["rounds_done"] == 12 and progress["student_rounds"] == 12 and progress["env_steps"] == 12 * 4 * 8
     assert set(progress["last_eval"]) == {"train", "unseen_obj", "unseen_cat"}
     config = yaml.safe_load((out / "ResDexVision-v0" / "config.yml").read_text())
     assert config["mode"] == "gt_pose" and config["algo"] == "dagger" and config["env_kwargs"]["privileged"] is False

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv
 
 from envs.vision import PRIVILEGED
 from resdex_sb3.composer import ResidualMoEComposer
-from resdex_sb3.run_folder import load_algorithm, load_run, resolve_run_path
+from resdex_sb3.run_folder import load_algorithm, load_run, observation_stats, resolve_run_path
 
 
 class PrivilegedExpertPolicy(BasePolicy):
@@ -66,7 +65,7 @@ class PrivilegedExpertPolicy(BasePolicy):
             raise ValueError(f"hyper run {run.root} names no base_models in its config")
         hyper = load_algorithm(run.model_path, run.algo, device=device).policy
         width = venv.observation_space.shape[0] - PRIVILEGED.start
-        mean, std, clip = _obs_stats(run.stats_path, width)
+        mean, std, clip = observation_stats(run.stats_path, width)
         if hyper.observation_space.shape != (width,):
             raise ValueError(f"hyper-policy {run.model_path} reads {hyper.observation_space.shape} observations; "
                              f"the env's privileged part is ({width},)")  # fmt: skip
@@ -87,19 +86,3 @@ class PrivilegedExpertPolicy(BasePolicy):
         normalised = ((raw.double() - self.obs_mean) / self.obs_std).clamp(-self.obs_clip, self.obs_clip).float()
         hyper_actions = self.hyper_policy.get_distribution(normalised).mode()
         return th.as_tensor(self.composer.compose(raw, hyper_actions), device=observation.device)
-
-
-def _obs_stats(path: Path | None, width: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Mean, std and clip of a saved ``VecNormalize`` (identity when the run did not normalise)."""
-    if path is None:
-        return np.zeros(width), np.ones(width), np.inf
-    with open(path, "rb") as file:
-        normalizer = pickle.load(file)
-    if not isinstance(normalizer, VecNormalize):
-        raise ValueError(f"{path} does not hold a VecNormalize but a {type(normalizer).__name__}")
-    if not normalizer.norm_obs:
-        return np.zeros(width), np.ones(width), np.inf
-    rms = normalizer.obs_rms
-    if rms.mean.shape != (width,):
-        raise ValueError(f"{path} normalises observations of shape {rms.mean.shape}, not ({width},)")
-    return rms.mean, np.sqrt(rms.var + normalizer.epsilon), float(normalizer.clip_obs)
