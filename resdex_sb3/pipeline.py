@@ -256,7 +256,7 @@ class Pipeline:
                         bases = passed_bases(r)
                         if not bases:
                             raise UserError(f"no base policy passed the gate {cfg['base_gate']} "
-                                               f"(see {self.status_path})")  # fmt: skip
+                                            f"(see {self.status_path})")  # fmt: skip
                         kwargs["base_models"] = [f"../{run}" for run in bases]
                     return StageCall(self._train, ("ResDexHyper", out / stage1, cfg["stage1_timesteps"],
                                                    {**kwargs, "reward_mode": "stage1"}, None, preset, seed),
@@ -383,10 +383,11 @@ class Pipeline:
         return {"run": str(run), "timesteps": checkpoint_steps(run)}
 
     def _distill(self, mode: str, budget: dict[str, Any]) -> dict:
-        """The ``mode`` vision student of ``EXPERT_RUN`` (``resdex_sb3.distill``; it resumes from its own checkpoint)."""
+        """The ``mode`` vision student of ``EXPERT_RUN`` (``resdex_sb3.distill``; it resumes from its own
+        checkpoint)."""
         run = self.out / f"vision-{mode}"
-        command = [sys.executable, "-m", "resdex_sb3.distill", "--expert", str(self.out / EXPERT_RUN), "--mode", mode,
-                   "--preset", self.preset, "--out", str(run), "--seed", str(self.seed),
+        command = [sys.executable, "-m", "resdex_sb3.distill", "--expert", str(self.out / EXPERT_RUN),
+                   "--mode", mode, "--preset", self.preset, "--out", str(run), "--seed", str(self.seed),
                    "--rounds", str(budget["rounds"])]  # fmt: skip
         if self.data_dir:
             command += ["--data-dir", self.data_dir]

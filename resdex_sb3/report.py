@@ -355,8 +355,8 @@ class Report:
         steps_text = f"{steps / 1e6:g} M" if steps >= 1e6 else f"{steps:,}"
         text = (f"Ours differ from the paper's in scale ({objects or '?'} training objects against "
                 f"{paper.TRAIN_OBJECTS:,}; {steps_text} env steps per stage against "
-                f"~{paper.STEPS_PER_STAGE / 1e9:.2f} B) and in the headline, which the paper does not report: any-time success counts a fly-through of the "
-                "goal. ")  # fmt: skip
+                f"~{paper.STEPS_PER_STAGE / 1e9:.2f} B) and in the headline, which the paper does not report: "
+                "any-time success counts a fly-through of the goal. ")  # fmt: skip
         if ours:
             k = self.folder.k_of(method)
             gap = paper.TABLE2[4][0][0] if stage == "stage2" else paper.TABLE1[4][0][0]

@@ -323,8 +323,8 @@ def load_run(path: str | Path) -> SavedRun:
     stats = model.parent / env_id / STATS_FILE
     config = read_run_config(configs[0])
     if config.get("normalize") and not stats.exists():  # acting on raw observations would fail silently
-        raise FileNotFoundError(f"{stats} is missing: run {root} normalised its observations "
-                                f"(normalize: {config['normalize']}), and {model.name} needs those statistics")  # fmt: skip
+        raise FileNotFoundError(f"{stats} is missing: run {root} normalised its observations (normalize: "
+                                f"{config['normalize']}), and {model.name} needs those statistics")  # fmt: skip
     return SavedRun(root, env_id, model, stats if stats.exists() else None, config, best_timesteps)
 
 

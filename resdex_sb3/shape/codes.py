@@ -10,7 +10,6 @@ JSON keeps the codes readable and diff-able; floats are written in full, so floa
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
